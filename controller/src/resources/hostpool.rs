@@ -1,0 +1,146 @@
+//! `HostPool`: the grid nodes testers may be placed on.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A pool of grid nodes that testers are placed on, with what one tester needs and how to
+/// spread them. The status reports each node's real free disk and memory and how many more
+/// testers fit.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sandbox.hero.dev",
+    version = "v1alpha1",
+    kind = "HostPool",
+    namespaced,
+    doc = "A pool of grid nodes testers are placed on, placed by real free disk and memory.",
+    shortname = "hp",
+    status = "HostPoolStatus",
+    printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".status.nodeCount"}"#,
+    printcolumn = r#"{"name":"Online","type":"integer","jsonPath":".status.onlineCount"}"#,
+    printcolumn = r#"{"name":"Fit","type":"integer","jsonPath":".status.fit"}"#,
+    printcolumn = r#"{"name":"Testers","type":"integer","jsonPath":".status.testers"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.farm) ? 1 : 0) + (has(self.nodes) && size(self.nodes) > 0 ? 1 : 0) == 1")
+    .message("set exactly one of nodes (a list of grid node ids) or farm (a farm id to take nodes from)"))]
+pub struct HostPoolSpec {
+    /// Grid node ids testers may be placed on. Set this or `farm`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    #[x_kube(validation = Rule::new("self.all(n, n >= 1)").message("nodes must be grid node ids (1 or more)"))]
+    pub nodes: Vec<u32>,
+
+    /// A farm id: every node of the farm that has a gateway domain is part of the pool. Set
+    /// this or `nodes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("farm must be a grid farm id (1 or more)"))]
+    pub farm: Option<u32>,
+
+    /// What one tester's machine needs, unless the Tester overrides it.
+    #[serde(default)]
+    pub per_tester: TesterResources,
+
+    /// How testers are spread over the nodes: `spread` (the node with the most free room,
+    /// default) or `binpack` (fill the fullest node that still fits first).
+    #[serde(default)]
+    pub placement: PlacementPolicy,
+
+    /// How many pre-built machines to keep ready for new testers (0-50). Reserved: the warm
+    /// pool is not implemented yet and this field has no effect.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 50").message("warmPoolSize must be between 0 and 50"))]
+    pub warm_pool_size: u32,
+}
+
+/// The resources of one tester's machine.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TesterResources {
+    /// Virtual CPUs, 1-32.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 32").message("cpu must be between 1 and 32 vCPUs"))]
+    pub cpu: u32,
+    /// Memory in GiB, 1-256.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 256").message("memoryGiB must be between 1 and 256"))]
+    #[serde(rename = "memoryGiB")]
+    pub memory_gib: u32,
+    /// Disk in GiB, 1-4096.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 4096").message("diskGiB must be between 1 and 4096"))]
+    #[serde(rename = "diskGiB")]
+    pub disk_gib: u32,
+}
+
+impl Default for TesterResources {
+    fn default() -> Self {
+        Self { cpu: 2, memory_gib: 4, disk_gib: 50 }
+    }
+}
+
+/// How testers are spread over a pool's nodes.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementPolicy {
+    /// Place on the node with the most free room.
+    #[default]
+    Spread,
+    /// Place on the fullest node that still fits.
+    Binpack,
+}
+
+/// What the controller observed of a HostPool's nodes.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPoolStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Available` when at least one node is online and another tester fits, else `Full`,
+    /// `Offline` or `Unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// `Available`: whether a new tester can be placed now, and if not, why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Number of nodes in the pool.
+    #[serde(default)]
+    pub node_count: u32,
+    /// Number of nodes online and healthy.
+    #[serde(default)]
+    pub online_count: u32,
+    /// How many more testers with the pool's `perTester` resources fit, from real free disk
+    /// and memory.
+    #[serde(default)]
+    pub fit: u32,
+    /// Testers placed on the pool's nodes.
+    #[serde(default)]
+    pub testers: u32,
+    /// Per node: online, real free disk and memory, testers placed, how many more fit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["nodeId"]))]
+    pub nodes: Vec<NodeCapacity>,
+}
+
+/// One node of a HostPool as the controller sees it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCapacity {
+    /// Grid node id.
+    pub node_id: u32,
+    /// Whether the grid reports the node up and healthy.
+    pub online: bool,
+    /// The node's gateway domain, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_domain: Option<String>,
+    /// Free disk (SSD) in bytes: total minus used minus the grid's reserve, minus what placed
+    /// testers hold that the grid has not counted yet.
+    pub free_disk_bytes: u64,
+    /// Free memory in bytes, computed the same way.
+    pub free_memory_bytes: u64,
+    /// Testers placed on this node.
+    pub testers: u32,
+    /// How many more testers with the pool's `perTester` resources fit.
+    pub fit: u32,
+}
