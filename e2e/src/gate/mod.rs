@@ -1,0 +1,38 @@
+//! Harness for the sign-in gate's end-to-end tests: a scripted browser, the npm OIDC provider,
+//! a small provider in Rust for provider quirks and refusals, and a gate in front of an app
+//! that reports what it was told.
+//!
+//! Each `e2e/tests/gate_*.rs` includes this module with `#[path]`, so the gate's tests build
+//! without the rest of the e2e harness (and its control plane).
+
+// Every test binary includes the whole harness but uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
+pub mod browser;
+pub mod keys;
+pub mod npm;
+pub mod quirk;
+
+pub use app::{AppSaw, RunningGate, start_gate};
+pub use browser::{Browser, Page};
+pub use npm::NpmProvider;
+pub use quirk::{QuirkProvider, Quirks};
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e sits inside the workspace")
+        .to_path_buf()
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
