@@ -1285,7 +1285,11 @@ mod tests {
             mru: 64 * GIB,
             ..small
         };
-        assert_eq!(reserves(&big).mru, 64 * GIB / 10, "10 % when more than 2 GiB");
+        assert_eq!(
+            reserves(&big).mru,
+            64 * GIB / 10,
+            "10 % when more than 2 GiB"
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub enum GridError {
         message: String,
     },
     /// A gateway name is already held by a contract.
-    #[error("NameExists: name {name:?} is held by contract {contract_id} of twin {owner_twin}: {message}")]
+    #[error(
+        "NameExists: name {name:?} is held by contract {contract_id} of twin {owner_twin}: {message}"
+    )]
     NameExists {
         /// The name.
         name: String,
@@ -189,7 +191,8 @@ impl GridError {
     pub fn from_workload_message(message: &str) -> GridError {
         let capacity = message.contains("not enough space left in pools")
             || message.contains("cannot fulfil required memory size");
-        let transient = message.contains("context deadline exceeded") || message.contains("timeout");
+        let transient =
+            message.contains("context deadline exceeded") || message.contains("timeout");
         if capacity {
             GridError::Capacity {
                 message: message.to_string(),
@@ -233,10 +236,8 @@ pub trait Grid: Send + Sync {
 
     /// Creates a node contract. `Conflict(ContractIsNotUnique)` when the same node and hash are
     /// already under contract; `Fatal(ContractMetadataTooLong)` past 512 bytes.
-    fn create_node_contract<'a>(
-        &'a self,
-        req: &'a NodeContractRequest,
-    ) -> GridFuture<'a, Contract>;
+    fn create_node_contract<'a>(&'a self, req: &'a NodeContractRequest)
+    -> GridFuture<'a, Contract>;
     /// Creates a name contract. `NameExists` (with the owner twin) when taken; `Fatal` with
     /// `NameNotValid` / `NameContractNameTooShort` / `NameContractNameTooLong` for its shape.
     fn create_name_contract<'a>(&'a self, name: &'a str) -> GridFuture<'a, Contract>;
@@ -610,7 +611,10 @@ impl Grid for HttpGrid {
     }
 
     fn get_node(&self, node_id: u32) -> GridFuture<'_, Node> {
-        Box::pin(async move { self.get(&format!("/proxy/nodes/{node_id}"), "get node").await })
+        Box::pin(async move {
+            self.get(&format!("/proxy/nodes/{node_id}"), "get node")
+                .await
+        })
     }
 
     fn create_node_contract<'a>(

@@ -1,0 +1,70 @@
+//! Inspection: everything live on the grid (contracts, names, VMs, gateways, registered
+//! tokens), so a test can prove nothing leaked. Token values never appear, only a hash prefix.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::api::*;
+use crate::server::Sim;
+
+/// Routes of the inspection.
+pub fn routes() -> Router<Arc<Sim>> {
+    Router::new().route("/inspect", get(inspect))
+}
+
+/// A snapshot of everything live.
+pub fn snapshot(sim: &Sim) -> Inspection {
+    let w = sim.world.lock().expect("world lock");
+    Inspection {
+        contracts: w.contracts.values().cloned().collect(),
+        names: w
+            .names
+            .iter()
+            .map(|(n, id)| NameOwner {
+                name: n.clone(),
+                contract_id: *id,
+                twin_id: w.contracts.get(id).map(|c| c.twin_id).unwrap_or_default(),
+            })
+            .collect(),
+        vms: w
+            .vms
+            .values()
+            .map(|v| VmView {
+                contract_id: v.contract_id,
+                node_id: v.node_id,
+                name: v.workload.clone(),
+                mycelium_ip: v.mycelium_ip.clone(),
+                loopback_ip: v.loopback_ip.clone(),
+                listening: sim.vms.is_listening(&v.key),
+                gate_configured: v.gate.is_some(),
+                components: v.install.components.clone(),
+            })
+            .collect(),
+        gateways: w
+            .gateways
+            .values()
+            .map(|g| GatewayView {
+                fqdn: g.fqdn.clone(),
+                contract_id: g.contract_id,
+                node_id: g.node_id,
+                backend: g.backend.clone(),
+            })
+            .collect(),
+        tokens: w
+            .tokens
+            .iter()
+            .map(|((engine, tester), sha)| TokenView {
+                engine: engine.clone(),
+                tester: tester.clone(),
+                token_sha256_prefix: sha.chars().take(12).collect(),
+            })
+            .collect(),
+    }
+}
+
+async fn inspect(State(sim): State<Arc<Sim>>) -> Json<Inspection> {
+    Json(snapshot(&sim))
+}
