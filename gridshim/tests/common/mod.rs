@@ -1,0 +1,271 @@
+//! Shared helpers of the integration tests: start gridshim in-process on ephemeral ports, each
+//! test on its own loopback range so tests run in parallel, and build deployments.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use gridshim::api::*;
+use gridshim::client::{Admin, Grid, GridError, HttpGrid};
+use gridshim::config::Config;
+use gridshim::server::{Running, StartOptions, start};
+
+/// Twin the controller acts as, and another twin.
+pub const US: u32 = 7;
+/// Another twin.
+pub const OTHER: u32 = 99;
+/// The node with a gateway domain.
+pub const GW_NODE: u32 = 11;
+/// A node with 16 GiB of memory.
+pub const SMALL_NODE: u32 = 13;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+static OCTET: AtomicU32 = AtomicU32::new(0);
+
+/// A unique number per call in this test binary.
+pub fn unique() -> u32 {
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The test config: ephemeral API, gateway and engine ports; the private network on its own
+/// `127.N` range so tests do not collide on VM addresses.
+pub fn config(extra: &str) -> (Config, u8) {
+    let octet = 100 + (OCTET.fetch_add(1, Ordering::SeqCst) % 150) as u8;
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+twins:
+  - {{ id: {US}, secret: us }}
+  - {{ id: {OTHER}, secret: other }}
+nodes:
+  - {{ id: 11, farm_id: 1, cru: 32, mru_gib: 128, sru_gib: 2000, domain: gent01.grid.localhost }}
+  - {{ id: 12, farm_id: 1, cru: 16, mru_gib: 64, sru_gib: 1000 }}
+  - {{ id: 13, farm_id: 2, cru: 8, mru_gib: 16, sru_gib: 250, domain: gent02.grid.localhost }}
+  - {{ id: 14, farm_id: 2, cru: 8, mru_gib: 32, sru_gib: 500, status: down }}
+gateway: {{ listen: "127.0.0.1:0" }}
+private_network: {{ loopback_prefix: "127.{octet}" }}
+engines: {{ embedder_port: 0, voice_port: 0 }}
+catalog:
+  channels:
+    stable: {{ gateway: "1.0.0", cockpit: "2.0.0", planner: "1.2.0", books: "1.1.0" }}
+    prerelease: {{ gateway: "1.1.0-rc.1", cockpit: "2.1.0-rc.1", planner: "1.3.0-rc.1", books: "1.2.0-rc.1" }}
+{extra}
+"#
+    );
+    (Config::from_yaml(&yaml).expect("test config"), octet)
+}
+
+/// A started gridshim with clients for both twins.
+pub struct Shim {
+    pub running: Running,
+    pub us: HttpGrid,
+    pub other: HttpGrid,
+    pub admin: Admin,
+    pub http: reqwest::Client,
+}
+
+impl Shim {
+    pub fn url(&self) -> String {
+        self.running.url()
+    }
+    pub fn gateway(&self) -> String {
+        format!("http://{}", self.running.gateway_addr)
+    }
+}
+
+/// Starts gridshim in memory.
+pub async fn shim(extra: &str) -> Shim {
+    shim_with(extra, None, false).await
+}
+
+/// Starts gridshim with an optional database file.
+pub async fn shim_with(extra: &str, db: Option<&Path>, reset: bool) -> Shim {
+    let (cfg, _) = config(extra);
+    shim_cfg(cfg, db, reset).await
+}
+
+/// Starts gridshim from a config.
+pub async fn shim_cfg(cfg: Config, db: Option<&Path>, reset: bool) -> Shim {
+    let running = start(
+        cfg,
+        StartOptions {
+            in_memory: db.is_none(),
+            db: db.map(Path::to_path_buf),
+            reset,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("gridshim starts");
+    let url = running.url();
+    Shim {
+        us: HttpGrid::new(&url, US, "us"),
+        other: HttpGrid::new(&url, OTHER, "other"),
+        admin: Admin::new(&url),
+        http: reqwest::Client::new(),
+        running,
+    }
+}
+
+/// A fresh 6-byte seed.
+pub fn seed() -> String {
+    format!("{:012x}", 0x0a00_0000_0000u64 + u64::from(unique()))
+}
+
+/// The network key used by the tests' deployments.
+pub const NET_KEY: &str = "abababababababababababababababababababababababababababababababab";
+
+/// A VM deployment: disk, network, zmachine with `AGENT_KEY`.
+pub fn vm_deployment(twin: u32, agent_key: &str, seed: &str, memory_gib: u64) -> Deployment {
+    Deployment {
+        version: 0,
+        twin_id: twin,
+        contract_id: 0,
+        metadata: String::new(),
+        description: String::new(),
+        workloads: vec![
+            Workload::new("disk", WorkloadData::Zmount(Zmount { size: 10 * GIB })),
+            Workload::new(
+                "net",
+                WorkloadData::NetworkLight(NetworkLight {
+                    subnet: "10.20.2.0/24".into(),
+                    mycelium_key: NET_KEY.into(),
+                }),
+            ),
+            Workload::new(
+                "vm",
+                WorkloadData::ZmachineLight(ZmachineLight {
+                    flist: "https://hub.grid.tf/tester/machine.flist".into(),
+                    network: ZmachineNetwork {
+                        interfaces: vec![NetworkInterface {
+                            network: "net".into(),
+                            ip: "10.20.2.2".into(),
+                        }],
+                        mycelium: MyceliumAttachment {
+                            network: "net".into(),
+                            seed: seed.into(),
+                        },
+                    },
+                    size: 20 * GIB,
+                    compute_capacity: ComputeCapacity {
+                        cpu: 2,
+                        memory: memory_gib * GIB,
+                    },
+                    mounts: vec![Mount {
+                        name: "disk".into(),
+                        mountpoint: "/data".into(),
+                    }],
+                    entrypoint: "/sbin/zinit init".into(),
+                    env: [(AGENT_KEY_ENV.to_string(), agent_key.to_string())].into(),
+                    corex: false,
+                }),
+            ),
+        ],
+    }
+}
+
+/// A gateway deployment for `name` to `backend`.
+pub fn gw_deployment(twin: u32, name: &str, backend: &str) -> Deployment {
+    Deployment {
+        version: 0,
+        twin_id: twin,
+        contract_id: 0,
+        metadata: String::new(),
+        description: String::new(),
+        workloads: vec![Workload::new(
+            "gw",
+            WorkloadData::GatewayNameProxy(GatewayNameProxy {
+                name: name.into(),
+                tls_passthrough: false,
+                backends: vec![backend.into()],
+            }),
+        )],
+    }
+}
+
+/// Creates the contract and sends the deployment; returns the contract id.
+pub async fn submit(
+    grid: &HttpGrid,
+    node: u32,
+    d: &mut Deployment,
+    metadata: &str,
+) -> Result<u64, GridError> {
+    let c = grid
+        .create_node_contract(&NodeContractRequest {
+            node_id: node,
+            deployment_hash: d.challenge_hash(),
+            metadata: metadata.into(),
+        })
+        .await?;
+    d.contract_id = c.contract_id;
+    grid.deploy(node, d).await?;
+    Ok(c.contract_id)
+}
+
+/// Polls until no workload is `init` (bounded; no timing is asserted).
+pub async fn settled(grid: &HttpGrid, node: u32, cid: u64) -> Deployment {
+    for _ in 0..2000 {
+        let d = grid
+            .get_deployment(node, cid)
+            .await
+            .expect("get deployment");
+        if d.workloads
+            .iter()
+            .all(|w| w.result.state != WorkloadState::Init)
+        {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("deployment {cid} never settled");
+}
+
+/// Deploys a VM and waits for it; returns (contract, agent target).
+pub async fn vm(grid: &HttpGrid, node: u32, key: &str) -> (u64, AgentTarget) {
+    let mut d = vm_deployment(grid.twin_id(), key, &seed(), 2);
+    let cid = submit(grid, node, &mut d, "tester-uid")
+        .await
+        .expect("submit vm");
+    let d = settled(grid, node, cid).await;
+    assert!(d.all_ok(), "vm deployment failed: {:?}", d.errors());
+    let r = d.workload("vm").unwrap().zmachine_result().unwrap();
+    (
+        cid,
+        AgentTarget {
+            mycelium_ip: r.mycelium_ip,
+            key: key.into(),
+        },
+    )
+}
+
+/// Polls a future-producing closure until it returns Ok (bounded).
+pub async fn eventually<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, GridError>>,
+{
+    let mut last = None;
+    for _ in 0..1000 {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never succeeded: {last:?}");
+}
+
+/// GET through the gateway with a Host header.
+pub async fn via_gateway(s: &Shim, host: &str, path: &str) -> (u16, String) {
+    let r = s
+        .http
+        .get(format!("{}{}", s.gateway(), path))
+        .header("host", host)
+        .send()
+        .await
+        .expect("gateway answers");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}
