@@ -10,8 +10,7 @@ use harness::{AppSaw, Browser, Page, QuirkProvider, Quirks, RunningGate, start_g
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-async fn gate_for(provider: &QuirkProvider, issuer: &str) -> RunningGate {
-    let _ = provider;
+async fn gate_for(issuer: &str) -> RunningGate {
     start_gate(
         issuer,
         (CLIENT_ID, CLIENT_SECRET),
@@ -24,7 +23,7 @@ async fn gate_for(provider: &QuirkProvider, issuer: &str) -> RunningGate {
 
 async fn setup(quirks: Quirks) -> (QuirkProvider, RunningGate) {
     let provider = QuirkProvider::start(quirks).await;
-    let gate = gate_for(&provider, &provider.issuer().to_string()).await;
+    let gate = gate_for(provider.issuer()).await;
     (provider, gate)
 }
 
@@ -114,7 +113,7 @@ async fn issuer_with_and_without_a_trailing_slash() {
         } else {
             base
         };
-        let gate = gate_for(&provider, &configured).await;
+        let gate = gate_for(&configured).await;
         let (_, page) = sign_in(&gate).await;
         assert_eq!(
             app_saw(&page).user.as_deref(),
@@ -344,7 +343,7 @@ async fn refuses_a_tampered_or_foreign_session_cookie() {
         assert!(page.is_redirect(), "{junk:?}");
     }
     // A valid cookie from another gate (same provider and client) does not open here.
-    let other = gate_for(&provider, provider.issuer()).await;
+    let other = gate_for(provider.issuer()).await;
     browser.set_cookie(&host, "gate_session", Some(&good));
     let page = browser
         .get(&format!("{}/apps/x", other.public))
