@@ -57,7 +57,8 @@ fn plain(status: StatusCode, text: String) -> Response {
 }
 
 /// Where the gateway sends a request for `host`, or the answer it gives instead.
-fn route(sim: &Sim, host: &str) -> Result<String, Response> {
+/// Boxed: a `Response` is large and this is the cold path.
+fn route(sim: &Sim, host: &str) -> Result<String, Box<Response>> {
     let fqdn = host
         .rsplit_once(':')
         .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
@@ -67,23 +68,23 @@ fn route(sim: &Sim, host: &str) -> Result<String, Response> {
         .to_ascii_lowercase();
     let w = sim.world.lock().expect("world lock");
     let Some(g) = w.gateways.get(&fqdn) else {
-        return Err(plain(
+        return Err(Box::new(plain(
             StatusCode::NOT_FOUND,
             format!("404 no gateway name {fqdn}\n"),
-        ));
+        )));
     };
     let gw_up = w.nodes.get(&g.node_id).map(|n| n.status) == Some(NodeStatus::Up);
     if !gw_up {
-        return Err(plain(
+        return Err(Box::new(plain(
             StatusCode::BAD_GATEWAY,
             "502 Bad Gateway: gateway node unreachable\n".into(),
-        ));
+        )));
     }
     let Some((host, port)) = crate::node::backend_host_port(&g.backend) else {
-        return Err(plain(
+        return Err(Box::new(plain(
             StatusCode::BAD_GATEWAY,
             "502 Bad Gateway: invalid backend\n".into(),
-        ));
+        )));
     };
     let ip = if host.parse::<std::net::Ipv4Addr>().is_ok() {
         host
@@ -91,10 +92,10 @@ fn route(sim: &Sim, host: &str) -> Result<String, Response> {
         match w.vm_by_mycelium.get(&host).and_then(|k| w.vms.get(k)) {
             Some(v) => v.loopback_ip.clone(),
             None => {
-                return Err(plain(
+                return Err(Box::new(plain(
                     StatusCode::BAD_GATEWAY,
                     "502 Bad Gateway: backend unreachable\n".into(),
-                ));
+                )));
             }
         }
     };
@@ -121,7 +122,7 @@ async fn forward(State(sim): State<Arc<Sim>>, req: Request) -> Response {
         .unwrap_or_default();
     let base = match route(&sim, &host) {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let (parts, body) = req.into_parts();
     let path = parts

@@ -144,10 +144,10 @@ impl Faults {
                 break;
             }
         }
-        if let Some(i) = remove {
-            if fired.is_some() {
-                g.1.remove(i);
-            }
+        if let Some(i) = remove
+            && fired.is_some()
+        {
+            g.1.remove(i);
         }
         fired
     }

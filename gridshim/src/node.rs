@@ -477,23 +477,24 @@ async fn process(sim: &Arc<Sim>, cid: u64) {
                 _ => None,
             }
         });
-        if let Some(key) = &vm {
-            if sim.timing.is_instant() && slow.is_none() {
-                crate::vm::start(sim, key).await;
-            }
+        if let Some(key) = &vm
+            && sim.timing.is_instant()
+            && slow.is_none()
+        {
+            crate::vm::start(sim, key).await;
         }
         if let Err(e) = apply(sim, cid, node_id, &name, outcome) {
             tracing::error!(error = %e, contract = cid, "cannot persist workload");
         }
-        if let Some(key) = vm {
-            if !sim.timing.is_instant() || slow.is_some() {
-                let sim2 = sim.clone();
-                let delay = sim.timing.of(Wait::Reachability) + slow.unwrap_or_default();
-                tokio::spawn(async move {
-                    sim2.timing.sleep(delay).await;
-                    crate::vm::start(&sim2, &key).await;
-                });
-            }
+        if let Some(key) = vm
+            && (!sim.timing.is_instant() || slow.is_some())
+        {
+            let sim2 = sim.clone();
+            let delay = sim.timing.of(Wait::Reachability) + slow.unwrap_or_default();
+            tokio::spawn(async move {
+                sim2.timing.sleep(delay).await;
+                crate::vm::start(&sim2, &key).await;
+            });
         }
     }
 }
@@ -680,10 +681,10 @@ fn evaluate(
                 return Ok(Outcome::error("twin id mismatch"));
             }
             let fqdn = format!("{}.{}", g.name, domain).to_ascii_lowercase();
-            if let Some(existing) = w.gateways.get(&fqdn) {
-                if existing.contract_id != cid || existing.workload != name {
-                    return Ok(Outcome::error(format!("domain already registered: {fqdn}")));
-                }
+            if let Some(existing) = w.gateways.get(&fqdn)
+                && (existing.contract_id != cid || existing.workload != name)
+            {
+                return Ok(Outcome::error(format!("domain already registered: {fqdn}")));
             }
             let gw = GatewayRec {
                 fqdn: fqdn.clone(),

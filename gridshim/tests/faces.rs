@@ -638,3 +638,36 @@ async fn state_survives_a_restart() {
     s2.running.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn realistic_profile_replays_the_same_flow_scaled() {
+    // 6000× faster than the real grid: a block is 1 ms, a first image pull about 60 ms.
+    let (mut cfg, _) = config("");
+    cfg.profile = gridshim::timing::Profile::Realistic;
+    cfg.time_scale = 6000.0;
+    let s = shim_cfg(cfg, None, false).await;
+    let (_, vm) = vm(&s.us, 12, "k").await;
+    // The route appears some time after the node says ok: wait for it like a controller.
+    eventually(|| s.us.agent_config(&vm)).await;
+    s.us.agent_start_install(
+        &vm,
+        &InstallRequest {
+            channel: Channel::Stable,
+            apps: vec!["gateway".into(), "cockpit".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let st = eventually(|| async {
+        let st = s.us.agent_install_status(&vm).await?;
+        match st.state {
+            InstallState::Succeeded | InstallState::Failed => Ok(st),
+            _ => Err(GridError::RetryLater {
+                code: ErrorCode::Busy,
+                message: "running".into(),
+            }),
+        }
+    })
+    .await;
+    assert_eq!(st.state, InstallState::Succeeded);
+}
