@@ -526,3 +526,26 @@ async fn forged_forwarding_headers_change_nothing() {
     let requests = provider.authorize_requests();
     assert!(requests.iter().all(|q| q["redirect_uri"] == redirect));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_a_callback_from_another_issuer() {
+    // RFC 9207: the provider names itself in the callback (the npm provider does); a callback
+    // naming another issuer is a mix-up attack.
+    let (provider, gate) = setup(Quirks::default()).await;
+    let browser = Browser::new();
+    let mut callback = callback_url(&browser, &gate).await;
+    callback
+        .query_pairs_mut()
+        .append_pair("iss", "http://evil.example");
+    let page = browser.get(callback.as_str()).await.unwrap();
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("names issuer"), "{}", page.body);
+
+    let browser = Browser::new();
+    let mut callback = callback_url(&browser, &gate).await;
+    callback
+        .query_pairs_mut()
+        .append_pair("iss", provider.issuer());
+    let page = browser.follow(callback.as_str()).await.unwrap();
+    assert_eq!(app_saw(&page).user.as_deref(), Some("alice"));
+}

@@ -479,7 +479,11 @@ impl Gate {
             return Err(CallbackError::StateMismatch);
         }
         self.consume_state(&pending.state)?;
-        let who = self.inner.provider.finish(&pending, code.clone()).await?;
+        let who = self
+            .inner
+            .provider
+            .finish(&pending, code.clone(), query.get("iss").map(String::as_str))
+            .await?;
         let return_to =
             if pending.return_to.starts_with('/') && !pending.return_to.starts_with("//") {
                 pending.return_to

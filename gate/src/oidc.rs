@@ -277,8 +277,18 @@ impl Provider {
         &self,
         pending: &PendingLogin,
         code: String,
+        iss: Option<&str>,
     ) -> Result<Identity, CallbackError> {
         let d = self.discovered().await?;
+        // RFC 9207: a provider that names itself in the callback must be the one we asked
+        // (defends against mix-up between providers).
+        if let Some(iss) = iss
+            && iss != d.metadata.issuer().as_str()
+        {
+            return Err(CallbackError::IdToken(format!(
+                "the callback names issuer {iss}, not this gate's provider"
+            )));
+        }
         let client = self.client(&d);
         let tokens = client
             .exchange_code(AuthorizationCode::new(code))
