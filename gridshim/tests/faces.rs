@@ -671,3 +671,37 @@ async fn realistic_profile_replays_the_same_flow_scaled() {
     .await;
     assert_eq!(st.state, InstallState::Succeeded);
 }
+
+/// Scale check (run with `--ignored`): 1,000 VMs with gateways on the instant profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale check, takes a while on 2 cores"]
+async fn a_thousand_testers_on_instant() {
+    let (mut cfg, _) = config("");
+    let mut big = cfg.nodes[0].clone();
+    big.id = 50;
+    big.mru_gib = 4096;
+    big.sru_gib = 100_000;
+    big.cru = 4096;
+    cfg.nodes.push(big);
+    let s = std::sync::Arc::new(shim_cfg(cfg, None, false).await);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..1000u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (_, vm) = vm(&s.us, 50, "k").await;
+            let name = format!("t{i:04}");
+            s.us.create_name_contract(&name).await.unwrap();
+            let mut gw = gw_deployment(US, &name, &format!("http://[{}]:8080", vm.mycelium_ip));
+            let c = submit(&s.us, 50, &mut gw, "").await.unwrap();
+            assert!(settled(&s.us, 50, c).await.all_ok());
+            s.us.agent_config(&vm).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let insp = s.admin.inspect().await.unwrap();
+    assert_eq!(insp.vms.len(), 1000);
+    eprintln!("1000 testers in {:?}", started.elapsed());
+}
