@@ -254,7 +254,8 @@ pub trait Grid: Send + Sync {
     // --- node face (message bus) ---
 
     /// Sends a deployment to a node; returns once queued. Results come later through
-    /// [`Grid::get_deployment`] / [`Grid::deployment_changes`].
+    /// [`Grid::get_deployment`] / [`Grid::deployment_changes`]. `deployment.contract_id` must be
+    /// a node contract of ours on this node whose hash is [`Deployment::challenge_hash`].
     fn deploy<'a>(&'a self, node_id: u32, deployment: &'a Deployment) -> GridFuture<'a, ()>;
     /// The deployment with its workloads' current results.
     fn get_deployment(&self, node_id: u32, contract_id: u64) -> GridFuture<'_, Deployment>;

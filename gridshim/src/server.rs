@@ -717,3 +717,77 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(crate::inspect::routes())
         .with_state(sim)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(node_id: u32, cid: u64, state: WorkloadState, data: WorkloadData) -> DeploymentRec {
+        let mut w = Workload::new("w", data);
+        w.result.state = state;
+        DeploymentRec {
+            node_id,
+            deployment: Deployment {
+                version: 0,
+                twin_id: 1,
+                contract_id: cid,
+                metadata: String::new(),
+                description: String::new(),
+                workloads: vec![w],
+            },
+            changes: vec![],
+        }
+    }
+
+    #[test]
+    fn used_counts_only_deployed_workloads_of_the_node() {
+        let mut w = World::default();
+        let disk = |size| WorkloadData::Zmount(Zmount { size });
+        w.deployments
+            .insert(1, rec(5, 1, WorkloadState::Ok, disk(10 * GIB)));
+        w.deployments
+            .insert(2, rec(5, 2, WorkloadState::Error, disk(7 * GIB)));
+        w.deployments
+            .insert(3, rec(5, 3, WorkloadState::Paused, disk(GIB)));
+        w.deployments
+            .insert(4, rec(6, 4, WorkloadState::Ok, disk(100 * GIB)));
+        assert_eq!(
+            node_used(&w, 5).sru,
+            11 * GIB,
+            "error holds nothing, paused still holds"
+        );
+        assert_eq!(node_used(&w, 6).sru, 100 * GIB);
+    }
+
+    #[test]
+    fn zmachine_takes_cpu_memory_and_rootfs() {
+        let r = workload_resources(&WorkloadData::ZmachineLight(ZmachineLight {
+            flist: "f".into(),
+            network: ZmachineNetwork {
+                interfaces: vec![],
+                mycelium: MyceliumAttachment {
+                    network: "n".into(),
+                    seed: String::new(),
+                },
+            },
+            size: 20 * GIB,
+            compute_capacity: ComputeCapacity {
+                cpu: 2,
+                memory: 4 * GIB,
+            },
+            mounts: vec![],
+            entrypoint: String::new(),
+            env: Default::default(),
+            corex: false,
+        }));
+        assert_eq!(
+            r,
+            Resources {
+                cru: 2,
+                mru: 4 * GIB,
+                sru: 20 * GIB,
+                hru: 0
+            }
+        );
+    }
+}
