@@ -719,6 +719,22 @@ impl PrivateRoute {
     }
 }
 
+/// What a gridshim instance looks like from outside (`GET /info`): lets a controller form
+/// public URLs (`http://NAME.<domain>:<gateway_port>/`) without knowing gridshim's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridInfo {
+    /// Port every gateway name answers on (the real grid uses 80/443).
+    pub gateway_port: u16,
+    /// Port of every VM agent.
+    pub agent_port: u16,
+    /// Port of every VM's web side.
+    pub web_port: u16,
+    /// Timing profile name (`instant` or `realistic`).
+    pub profile: String,
+    /// Time scale of the realistic profile.
+    pub time_scale: f64,
+}
+
 // ---------------------------------------------------------------------------------------------
 // VM agent
 // ---------------------------------------------------------------------------------------------

@@ -532,6 +532,11 @@ impl HttpGrid {
         read(resp, what).await
     }
 
+    /// gridshim's ports and profile (gridshim only; a real-grid client has no such call).
+    pub async fn info(&self) -> Result<GridInfo, GridError> {
+        self.get("/info", "info").await
+    }
+
     /// Where a mycelium address is reachable on this machine.
     pub async fn resolve_private(&self, mycelium_ip: &str) -> Result<PrivateRoute, GridError> {
         self.get(

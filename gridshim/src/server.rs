@@ -703,10 +703,30 @@ pub async fn start(mut cfg: Config, opts: StartOptions) -> Result<Running, Start
     })
 }
 
+async fn info(axum::extract::State(sim): axum::extract::State<Arc<Sim>>) -> Json<GridInfo> {
+    let gateway_port = sim
+        .gateway_addr
+        .lock()
+        .expect("gateway lock")
+        .map(|a| a.port())
+        .unwrap_or_default();
+    Json(GridInfo {
+        gateway_port,
+        agent_port: sim.cfg.private_network.agent_port,
+        web_port: sim.cfg.private_network.web_port,
+        profile: match sim.timing.profile {
+            crate::timing::Profile::Instant => "instant".into(),
+            crate::timing::Profile::Realistic => "realistic".into(),
+        },
+        time_scale: sim.timing.scale,
+    })
+}
+
 /// The API router: every face plus admin and inspection.
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/info", axum::routing::get(info))
         .merge(crate::chain::routes())
         .merge(crate::proxy::routes())
         .merge(crate::node::routes())

@@ -395,7 +395,9 @@ async fn gateway_routes_by_host_and_the_web_side_is_gated() {
     let fqdn = d.workloads[0].gateway_result().unwrap().fqdn;
     assert_eq!(fqdn, "bob-web1.gent01.grid.localhost");
 
-    let (st, _) = via_gateway(&s, &format!("{fqdn}:8880"), "/health").await;
+    let info = s.us.info().await.unwrap();
+    assert_eq!(info.gateway_port, s.running.gateway_addr.port());
+    let (st, _) = via_gateway(&s, &format!("{fqdn}:{}", info.gateway_port), "/health").await;
     assert_eq!(st, 200);
     let (st, body) = via_gateway(&s, &fqdn, "/apps/cockpit").await;
     assert_eq!(st, 503);
