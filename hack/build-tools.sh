@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the pinned Go tools this project runs against (kube-apiserver, kube-controller-manager,
-# kubectl, kine, helm) from the Go module proxy into .tools/bin, skipping any tool whose pinned
+# kubectl, kine, helm) from the Go module proxy into $TOOLS_BIN (see hack/lib.sh), skipping any tool whose pinned
 # build is already there. Usage: hack/build-tools.sh [kubernetes|kine|helm]...
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="$root/.tools/bin"
+# shellcheck source=hack/lib.sh
+source "$root/hack/lib.sh"
+bin="$TOOLS_BIN"
 mkdir -p "$bin"
 export GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod
 
@@ -13,7 +15,7 @@ K8S_VERSION="$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$root/
 KINE_VERSION="$(awk '$1=="require" && $2=="github.com/k3s-io/kine" {print $3}' "$root/hack/tools/kine/go.mod")"
 HELM_VERSION="$(awk '$1=="require" && $2=="helm.sh/helm/v4" {print $3}' "$root/hack/tools/helm/go.mod" 2>/dev/null || true)"
 
-# stamped NAME VERSION: true when .tools/bin/NAME was built from VERSION.
+# stamped NAME VERSION: true when $bin/NAME was built from VERSION.
 stamped() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
 stamp() { echo "$2" > "$bin/.$1.version"; }
 

@@ -1,5 +1,21 @@
 //! The controller that onboards testers onto a shared sandbox on the grid.
+//!
+//! - [`resources`]: the three custom resources (the API).
+//! - [`scheduler`]: placement by real free disk and memory.
+//! - [`tester`]: the Tester reconciler, one module per step.
+//! - [`hostpool`], [`sharedengine`]: the other two reconcilers.
+//! - [`context`], [`config`], [`metrics`], [`error`], [`names`], [`run`]: the plumbing.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod hostpool;
+pub mod metrics;
+pub mod names;
 pub mod resources;
+pub mod run;
+pub mod scheduler;
+pub mod sharedengine;
+pub mod tester;

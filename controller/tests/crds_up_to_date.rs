@@ -14,7 +14,10 @@ fn committed_crds_match_the_rust_types() {
         let generated = serde_yaml::to_string(&crd).unwrap();
         let committed = std::fs::read_to_string(dir.join(&file))
             .unwrap_or_else(|e| panic!("crds/{file} is missing ({e}); run `make crds`"));
-        assert!(generated == committed, "crds/{file} differs from the Rust types; run `make crds`");
+        assert!(
+            generated == committed,
+            "crds/{file} differs from the Rust types; run `make crds`"
+        );
         expected_files.push(file);
     }
     let mut present: Vec<String> = std::fs::read_dir(&dir)
@@ -24,5 +27,8 @@ fn committed_crds_match_the_rust_types() {
         .collect();
     present.sort();
     expected_files.sort();
-    assert_eq!(present, expected_files, "crds/ holds files the types do not generate");
+    assert_eq!(
+        present, expected_files,
+        "crds/ holds files the types do not generate"
+    );
 }

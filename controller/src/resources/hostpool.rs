@@ -74,7 +74,11 @@ pub struct TesterResources {
 
 impl Default for TesterResources {
     fn default() -> Self {
-        Self { cpu: 2, memory_gib: 4, disk_gib: 50 }
+        Self {
+            cpu: 2,
+            memory_gib: 4,
+            disk_gib: 50,
+        }
     }
 }
 

@@ -9,11 +9,15 @@ mod sharedengine;
 mod tester;
 
 pub use condition::{ConditionExt, condition_status, find_condition};
-pub use hostpool::{HostPool, HostPoolSpec, HostPoolStatus, NodeCapacity, PlacementPolicy, TesterResources};
-pub use sharedengine::{SecretKeyRef, SharedEngine, SharedEngineSpec, SharedEngineStatus, TokenStore};
+pub use hostpool::{
+    HostPool, HostPoolSpec, HostPoolStatus, NodeCapacity, PlacementPolicy, TesterResources,
+};
+pub use sharedengine::{
+    SecretKeyRef, SharedEngine, SharedEngineSpec, SharedEngineStatus, TokenStore,
+};
 pub use tester::{
-    AccountType, App, Channel, InstalledVersions, MachineStatus, Placement, ResourceOverrides, Tester,
-    TesterSpec, TesterStatus,
+    AccountType, App, Channel, InstalledVersions, MachineStatus, Placement, ResourceOverrides,
+    Tester, TesterSpec, TesterStatus,
 };
 
 /// The API group of every resource here.
@@ -23,7 +27,9 @@ pub const GROUP: &str = "sandbox.hero.dev";
 pub const REBUILD_ANNOTATION: &str = "sandbox.hero.dev/rebuild";
 
 /// Renders every CRD of the group, in a stable order.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
     use kube::CustomResourceExt;
     vec![HostPool::crd(), SharedEngine::crd(), Tester::crd()]
 }

@@ -1,0 +1,131 @@
+//! The controller's configuration: command-line flags, each also settable from the environment.
+//!
+//! Secrets (the grid twin's secret, the VM agents' key, the OIDC client secret, the SMTP
+//! password) come only from the environment, which the Helm chart fills from existing Secrets;
+//! their values are never printed (`hide_env_values`).
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+
+/// Onboards testers onto a shared sandbox on the grid.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "controller", version)]
+pub struct Config {
+    /// Base URL of the grid (gridshim, or a gateway to the real grid).
+    #[arg(long, env = "GRID_URL")]
+    pub grid_url: String,
+
+    /// The twin the controller acts as on the grid.
+    #[arg(long, env = "GRID_TWIN_ID")]
+    pub grid_twin_id: u32,
+
+    /// The twin's secret.
+    #[arg(long, env = "GRID_TWIN_SECRET", hide_env_values = true)]
+    pub grid_twin_secret: String,
+
+    /// The key the controller installs on every VM it deploys, and presents to the VM's agent.
+    #[arg(long, env = "AGENT_KEY", hide_env_values = true)]
+    pub agent_key: String,
+
+    /// Administrators: accounts always allowed through every tester's sign-in gate.
+    #[arg(long, env = "ADMINS", value_delimiter = ',')]
+    pub admins: Vec<String>,
+
+    /// Whom a refused visitor is told to ask (shown on the gate's 403 page).
+    #[arg(long, env = "ADMIN_CONTACT", default_value = "your administrator")]
+    pub admin_contact: String,
+
+    /// OIDC issuer the gates send testers to (the Forgejo instance).
+    #[arg(long, env = "OIDC_ISSUER")]
+    pub oidc_issuer: String,
+
+    /// OIDC client id the gates use.
+    #[arg(long, env = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: String,
+
+    /// OIDC client secret the gates use.
+    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: String,
+
+    /// The team's support SSH public keys, installed on every machine (one per value).
+    #[arg(long, env = "SUPPORT_SSH_KEYS", value_delimiter = '\n')]
+    pub support_ssh_keys: Vec<String>,
+
+    /// Name of the Secret (in each Tester's namespace) holding the default AI-provider keys,
+    /// one data key per provider.
+    #[arg(long, env = "AI_KEYS_SECRET", default_value = "ai-provider-keys")]
+    pub ai_keys_secret: String,
+
+    /// SMTP server for welcome emails, e.g. `smtp://mail.example.com:587`. Without it, welcome
+    /// emails are logged as not sent (reason `NoProvider`).
+    #[arg(long, env = "SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// SMTP user name.
+    #[arg(long, env = "SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+
+    /// SMTP password.
+    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+
+    /// Sender of welcome emails.
+    #[arg(long, env = "SMTP_FROM", default_value = "Sandbox <sandbox@localhost>")]
+    pub smtp_from: String,
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// How many Testers are reconciled at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 32)]
+    pub concurrency: u16,
+
+    /// Client-side rate limit towards the API server, requests per second.
+    #[arg(long, env = "KUBE_QPS", default_value_t = 50)]
+    pub kube_qps: u32,
+
+    /// Client-side rate limit towards the grid, requests per second.
+    #[arg(long, env = "GRID_QPS", default_value_t = 100)]
+    pub grid_qps: u32,
+
+    /// How long to wait for a new VM to answer on the private network before reporting it
+    /// unreachable (the controller keeps retrying afterwards, with backoff).
+    #[arg(long, env = "REACHABILITY_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub reachability_timeout: Duration,
+
+    /// How long the grid proxy takes to count a new deployment in a node's used resources;
+    /// until then the scheduler subtracts the placement itself.
+    #[arg(long, env = "PROXY_LAG", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub proxy_lag: Duration,
+
+    /// Format of a tester's public URL; `{fqdn}` is the gateway's `NAME.<domain>`.
+    #[arg(long, env = "PUBLIC_URL_FORMAT", default_value = "https://{fqdn}/")]
+    pub public_url_format: String,
+
+    /// How often a Ready tester is checked again (gate still secured, apps healthy). Checks are
+    /// reads only; nothing is written unless something changed.
+    #[arg(long, env = "RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
+
+    /// Run leader election so that only one replica reconciles.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "sandbox-controller")]
+    pub lease_name: String,
+
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "sandbox-controller")]
+    pub identity: String,
+}

@@ -1,0 +1,148 @@
+//! The [`Context`] every reconcile gets: clients, configuration, metrics, the scheduler's ledger.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::SocketAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use gridshim::client::{Grid, GridError};
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::{
+    config::Config,
+    error::{Error, Result},
+    metrics::Metrics,
+    scheduler::{Ledger, NodeView},
+};
+
+/// A HostPool's nodes as last listed from the grid proxy.
+#[derive(Clone, Debug)]
+pub struct PoolNodes {
+    /// The nodes.
+    pub nodes: Vec<NodeView>,
+    /// When the listing was taken.
+    pub listed_at: Instant,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: kube::Client,
+    /// The grid.
+    pub grid: Arc<dyn Grid>,
+    /// Configuration.
+    pub config: Config,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Every placement made, guarded for the whole of a placement decision.
+    pub ledger: tokio::sync::Mutex<Ledger>,
+    /// Node listings per HostPool (`namespace/name`), refreshed by the HostPool reconciler.
+    pub pools: Mutex<HashMap<String, PoolNodes>>,
+    /// HTTP client for probing testers' public URLs (never follows redirects).
+    pub http: reqwest::Client,
+    grid_limiter: DefaultDirectRateLimiter,
+    kube_limiter: DefaultDirectRateLimiter,
+}
+
+impl Context {
+    /// Builds the context.
+    pub fn new(
+        client: kube::Client,
+        grid: Arc<dyn Grid>,
+        config: Config,
+        metrics: Metrics,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "sandbox-controller".into(),
+                instance: Some(config.identity.clone()),
+            },
+        );
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .dns_resolver(Arc::new(LocalhostResolver))
+            .build()
+            .expect("build HTTP client");
+        let per_second = |n: u32| Quota::per_second(NonZeroU32::new(n.max(1)).unwrap());
+        Self {
+            grid_limiter: RateLimiter::direct(per_second(config.grid_qps)),
+            kube_limiter: RateLimiter::direct(per_second(config.kube_qps)),
+            client,
+            grid,
+            config,
+            metrics,
+            recorder,
+            ledger: Default::default(),
+            pools: Default::default(),
+            http,
+        }
+    }
+
+    /// Runs one grid call: rate-limited, timed, its errors counted and named.
+    pub async fn grid<T>(
+        &self,
+        call: &'static str,
+        fut: impl Future<Output = Result<T, GridError>>,
+    ) -> Result<T> {
+        self.grid_limiter.until_ready().await;
+        let timer = self
+            .metrics
+            .grid_duration
+            .with_label_values(&[call])
+            .start_timer();
+        let out = fut.await;
+        timer.observe_duration();
+        out.map_err(|source| {
+            let kind = format!("{:?}", source.category());
+            self.metrics
+                .grid_errors
+                .with_label_values(&[call, &kind])
+                .inc();
+            Error::Grid { call, source }
+        })
+    }
+
+    /// Waits for the client-side rate limit towards the API server; call before each request
+    /// a reconcile makes (watches are not limited).
+    pub async fn kube_turn(&self) {
+        self.kube_limiter.until_ready().await;
+    }
+
+    /// Counts an API write (benchmarks check that steady state makes none).
+    pub fn count_write(&self, verb: &str, resource: &str) {
+        self.metrics
+            .api_writes
+            .with_label_values(&[verb, resource])
+            .inc();
+    }
+}
+
+/// Resolves `*.localhost` to the loopback address, as browsers and curl do (RFC 6761), and
+/// everything else through the system resolver. Gateway domains of the local grid end in
+/// `.localhost`, so a tester's URL works as it is.
+pub struct LocalhostResolver;
+
+impl reqwest::dns::Resolve for LocalhostResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            if host == "localhost" || host.ends_with(".localhost") {
+                let addrs: reqwest::dns::Addrs =
+                    Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+                return Ok(addrs);
+            }
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.collect::<Vec<_>>().into_iter());
+            Ok(addrs)
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Prometheus metrics: what dashboards and benchmarks read.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the controller exports, registered in its own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles per controller (`tester`, `hostpool`, `sharedengine`).
+    pub reconciles: IntCounterVec,
+    /// Reconcile errors per controller, step and error kind.
+    pub errors: IntCounterVec,
+    /// Duration of each Tester step, grid calls included.
+    pub step_duration: HistogramVec,
+    /// Time spent inside grid calls, per call.
+    pub grid_duration: HistogramVec,
+    /// Grid call errors per call and category.
+    pub grid_errors: IntCounterVec,
+    /// From a Tester's creation to its first Ready.
+    pub time_to_ready: Histogram,
+    /// Testers per phase.
+    pub testers: IntGaugeVec,
+    /// How many more testers fit per HostPool.
+    pub hostpool_fit: IntGaugeVec,
+    /// API writes made, per verb and resource (steady state must show none).
+    pub api_writes: IntCounterVec,
+}
+
+fn buckets() -> Vec<f64> {
+    vec![
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+        600.0, 1200.0,
+    ]
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        let reconciles = IntCounterVec::new(
+            Opts::new("sandbox_reconcile_total", "Reconciles"),
+            &["controller"],
+        )
+        .unwrap();
+        let errors = IntCounterVec::new(
+            Opts::new("sandbox_reconcile_errors_total", "Reconcile errors"),
+            &["controller", "step", "error"],
+        )
+        .unwrap();
+        let step_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sandbox_step_duration_seconds",
+                "Duration of each Tester step",
+            )
+            .buckets(buckets()),
+            &["step"],
+        )
+        .unwrap();
+        let grid_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sandbox_grid_request_duration_seconds",
+                "Duration of grid calls",
+            )
+            .buckets(buckets()),
+            &["call"],
+        )
+        .unwrap();
+        let grid_errors = IntCounterVec::new(
+            Opts::new("sandbox_grid_errors_total", "Grid call errors"),
+            &["call", "kind"],
+        )
+        .unwrap();
+        let time_to_ready = Histogram::with_opts(
+            HistogramOpts::new("sandbox_time_to_ready_seconds", "From creation to Ready")
+                .buckets(buckets()),
+        )
+        .unwrap();
+        let testers = IntGaugeVec::new(
+            Opts::new("sandbox_testers", "Testers per phase"),
+            &["phase"],
+        )
+        .unwrap();
+        let hostpool_fit = IntGaugeVec::new(
+            Opts::new("sandbox_hostpool_fit", "How many more testers fit"),
+            &["namespace", "hostpool"],
+        )
+        .unwrap();
+        let api_writes = IntCounterVec::new(
+            Opts::new(
+                "sandbox_api_writes_total",
+                "Kubernetes API writes made by the controller",
+            ),
+            &["verb", "resource"],
+        )
+        .unwrap();
+        for c in [&reconciles, &errors, &grid_errors, &api_writes] {
+            registry.register(Box::new(c.clone())).unwrap();
+        }
+        registry.register(Box::new(time_to_ready.clone())).unwrap();
+        for h in [&step_duration, &grid_duration] {
+            registry.register(Box::new(h.clone())).unwrap();
+        }
+        for g in [&testers, &hostpool_fit] {
+            registry.register(Box::new(g.clone())).unwrap();
+        }
+        Self {
+            registry,
+            reconciles,
+            errors,
+            step_duration,
+            grid_duration,
+            grid_errors,
+            time_to_ready,
+            testers,
+            hostpool_fit,
+            api_writes,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encode metrics");
+        String::from_utf8(buf).expect("metrics are UTF-8")
+    }
+}

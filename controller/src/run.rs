@@ -1,0 +1,270 @@
+//! The runtime: health and metrics server, leader election, the three controllers, graceful
+//! shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use futures::{StreamExt, future::FutureExt};
+use gridshim::client::HttpGrid;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{
+        Controller,
+        controller::Config as ControllerConfig,
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::{
+    config::Config,
+    context::Context,
+    hostpool,
+    metrics::Metrics,
+    resources::{HostPool, SharedEngine, Tester},
+    scheduler::Holding,
+    sharedengine,
+    tester::{self, conditions},
+};
+
+/// Runs the controller until SIGTERM/SIGINT (or until leadership is lost).
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let grid = Arc::new(HttpGrid::new(
+        config.grid_url.clone(),
+        config.grid_twin_id,
+        config.grid_twin_secret.clone(),
+    ));
+    let metrics = Metrics::default();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        grid,
+        config.clone(),
+        metrics.clone(),
+    ));
+    let (ready_tx, ready_rx) = watch::channel(false);
+
+    let server = tokio::net::TcpListener::bind(config.metrics_addr).await?;
+    info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(m): State<Metrics>| async move { m.render() }),
+        )
+        .with_state(metrics)
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = *ready_rx.borrow();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(server, app).await });
+
+    let mut leadership = None;
+    if config.leader_election {
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+                .with_namespace(&config.lease_namespace)
+                .with_identity(&config.identity)
+                .with_duration(15)
+                .with_grace(5)
+                .build()
+                .await?;
+        let (mut rx, task) = manager.watch().await;
+        info!(lease = %config.lease_name, "waiting to become the leader");
+        while !*rx.borrow_and_update() {
+            rx.changed().await?;
+        }
+        info!("leading");
+        leadership = Some((rx, task));
+    }
+
+    rebuild_ledger(&ctx).await?;
+    let _ = ready_tx.send(true);
+
+    let lost = async move {
+        match leadership {
+            Some((mut rx, _task)) => {
+                while *rx.borrow_and_update() {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+                error!("lost the leader lease; stopping so that another replica takes over");
+            }
+            None => futures::future::pending::<()>().await,
+        }
+    };
+    let shutdown = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+            _ = sigterm() => info!("SIGTERM: shutting down"),
+            _ = lost => {},
+        }
+    }
+    .shared();
+
+    let (testers, pools, engines) = apis(&client, &config);
+    let cfg = ControllerConfig::default().concurrency(config.concurrency);
+
+    let tester_controller =
+        Controller::new(testers.clone(), watcher::Config::default().any_semantic())
+            .with_config(cfg.clone());
+    let store = tester_controller.store();
+    let tester_run = tester_controller
+        .watches(
+            pools.clone(),
+            watcher::Config::default().any_semantic(),
+            unscheduled_testers_of(store.clone()),
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(tester::reconcile, tester::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let pool_run = Controller::new(pools, watcher::Config::default().any_semantic())
+        .with_config(cfg.clone())
+        .watches(
+            testers,
+            watcher::Config::default().any_semantic(),
+            |t: Tester| {
+                t.namespace()
+                    .map(|ns| ObjectRef::new(&t.spec.host_pool).within(&ns))
+            },
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(hostpool::reconcile, hostpool::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let engine_run = Controller::new(engines, watcher::Config::default().any_semantic())
+        .with_config(cfg)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            sharedengine::reconcile,
+            sharedengine::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
+
+    let phases = phase_gauge(store, ctx.clone());
+    tokio::select! {
+        _ = futures::future::join3(tester_run, pool_run, engine_run) => {},
+        _ = phases => {},
+    }
+    info!("controllers stopped");
+    Ok(())
+}
+
+fn apis(client: &Client, config: &Config) -> (Api<Tester>, Api<HostPool>, Api<SharedEngine>) {
+    match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    }
+}
+
+/// A HostPool change (capacity freed, a node back online) wakes the testers of that pool that
+/// are still waiting for a place, instead of polling them.
+fn unscheduled_testers_of(
+    store: Store<Tester>,
+) -> impl Fn(HostPool) -> Vec<ObjectRef<Tester>> + Send + Sync + 'static {
+    move |pool: HostPool| {
+        let ns = pool.namespace();
+        let name = pool.name_any();
+        store
+            .state()
+            .iter()
+            .filter(|t| t.namespace() == ns && t.spec.host_pool == name)
+            .filter(|t| t.status.as_ref().is_none_or(|s| s.placement.is_none()))
+            .map(|t| ObjectRef::from_obj(t.as_ref()))
+            .collect()
+    }
+}
+
+/// Rebuilds the scheduler's ledger from the Testers' statuses, before any placement is made, so
+/// a restarted controller knows every place it has already given out.
+async fn rebuild_ledger(ctx: &Context) -> anyhow::Result<()> {
+    let testers: Api<Tester> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let mut ledger = ctx.ledger.lock().await;
+    let mut count = 0;
+    for t in testers.list(&Default::default()).await?.items {
+        let (Some(uid), Some(status)) = (t.metadata.uid.clone(), t.status.as_ref()) else {
+            continue;
+        };
+        let Some(p) = &status.placement else { continue };
+        let need = crate::scheduler::Need {
+            cpu: p.cpu,
+            memory: p.memory_bytes,
+            disk: p.disk_bytes,
+        };
+        ledger.hold(
+            &uid,
+            Holding {
+                node_id: p.node_id,
+                need,
+                counted_after: None,
+            },
+        );
+        let machine_up = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == conditions::MACHINE_READY && c.status == "True");
+        if machine_up {
+            ledger.deployed(&uid, ctx.config.proxy_lag);
+        }
+        count += 1;
+    }
+    info!(
+        placements = count,
+        "scheduler ledger rebuilt from Tester statuses"
+    );
+    Ok(())
+}
+
+/// Keeps the `sandbox_testers{phase}` gauge in step with the Tester cache.
+async fn phase_gauge(store: Store<Tester>, ctx: Arc<Context>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        for t in store.state() {
+            let phase = t
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Pending".into());
+            *counts.entry(phase).or_default() += 1;
+        }
+        ctx.metrics.testers.reset();
+        for (phase, n) in counts {
+            ctx.metrics.testers.with_label_values(&[&phase]).set(n);
+        }
+    }
+}
+
+async fn sigterm() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => futures::future::pending::<()>().await,
+    }
+}

@@ -1,0 +1,259 @@
+//! Step `TokensRegistered`: the tester's engine token (minted here, kept in a Secret, registered
+//! with every SharedEngine it uses, proven by a call), and the keys and access handed to the
+//! machine: engine URL + token pairs, the chosen AI-provider keys, SSH keys.
+
+use std::collections::BTreeMap;
+
+use gridshim::{api::EngineCredential, client::GridError};
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, Resource,
+    api::{ObjectMeta, PostParams},
+};
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::json;
+
+use super::{Flow, Pass, conditions::TOKENS_REGISTERED, machine::agent};
+use crate::{
+    error::{Error, KubeContext, Result},
+    names::engine_identity,
+    resources::SharedEngine,
+};
+
+/// Key of the token in the tester's token Secret.
+pub const TOKEN_KEY: &str = "token";
+
+/// Name of the Secret holding a tester's engine token.
+pub fn token_secret_name(tester: &str) -> String {
+    format!("{tester}-engine-token")
+}
+
+/// Owns `TokensRegistered`.
+pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
+    let target = agent(pass).expect("machine ready");
+    let token = ensure_secret(pass, &token_secret_name(&pass.name), TOKEN_KEY, 48).await?;
+    pass.status.token_secret = Some(token_secret_name(&pass.name));
+    let identity = engine_identity(&pass.ns, &pass.tester.spec.account_name);
+
+    let mut credentials = Vec::new();
+    let engines: Api<SharedEngine> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    for name in pass.tester.spec.shared_engines.clone() {
+        pass.ctx.kube_turn().await;
+        let Some(se) = engines
+            .get_opt(&name)
+            .await
+            .kube("reading a SharedEngine")?
+        else {
+            pass.set(
+                TOKENS_REGISTERED,
+                false,
+                "EngineNotFound",
+                &format!(
+                    "SharedEngine {name:?} does not exist in namespace {:?}",
+                    pass.ns
+                ),
+            );
+            return Ok(Flow::Requeue(std::time::Duration::from_secs(60)));
+        };
+        register_and_prove(pass, &se.spec.engine, &identity, &token).await?;
+        credentials.push(EngineCredential {
+            engine: se.spec.engine.clone(),
+            url: se.spec.url.clone(),
+            token: token.clone(),
+        });
+    }
+
+    let (ai_keys, missing) = ai_keys(pass).await?;
+    let mut ssh_keys: Vec<String> = pass
+        .ctx
+        .config
+        .support_ssh_keys
+        .iter()
+        .filter(|k| !k.trim().is_empty())
+        .cloned()
+        .collect();
+    ssh_keys.extend(pass.tester.spec.ssh_key.clone());
+
+    let view = pass
+        .ctx
+        .grid("agent_config", pass.ctx.grid.agent_config(&target))
+        .await?;
+    let fresh = !pass.done_for_generation(TOKENS_REGISTERED);
+    let engine_urls: BTreeMap<String, String> = credentials
+        .iter()
+        .map(|c| (c.engine.clone(), c.url.clone()))
+        .collect();
+    if fresh || view.engines != engine_urls {
+        pass.ctx
+            .grid(
+                "agent_set_engines",
+                pass.ctx.grid.agent_set_engines(&target, &credentials),
+            )
+            .await?;
+    }
+    let mut providers = view.ai_providers.clone();
+    providers.sort();
+    if fresh || providers != ai_keys.keys().cloned().collect::<Vec<_>>() {
+        pass.ctx
+            .grid(
+                "agent_set_ai_keys",
+                pass.ctx.grid.agent_set_ai_keys(&target, &ai_keys),
+            )
+            .await?;
+    }
+    if fresh || view.ssh_keys != ssh_keys.len() {
+        pass.ctx
+            .grid(
+                "agent_set_ssh_keys",
+                pass.ctx.grid.agent_set_ssh_keys(&target, &ssh_keys),
+            )
+            .await?;
+    }
+
+    if !missing.is_empty() {
+        let msg = format!(
+            "no key for AI provider(s) {} in Secret {:?}; the other {} key(s) were handed over",
+            missing.join(", "),
+            pass.ctx.config.ai_keys_secret,
+            ai_keys.len()
+        );
+        pass.set(TOKENS_REGISTERED, false, "AIKeyMissing", &msg);
+        return Ok(Flow::Requeue(std::time::Duration::from_secs(60)));
+    }
+    let engines = credentials
+        .iter()
+        .map(|c| c.engine.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let msg = format!(
+        "token registered and proven with [{engines}]; {} AI-provider key(s) and {} SSH key(s) on the machine",
+        ai_keys.len(),
+        ssh_keys.len()
+    );
+    pass.set(TOKENS_REGISTERED, true, "Registered", &msg);
+    Ok(Flow::Continue)
+}
+
+/// Proves the token with one engine call; registers it first when the engine refuses it.
+async fn register_and_prove(
+    pass: &Pass<'_>,
+    engine: &str,
+    identity: &str,
+    token: &str,
+) -> Result<()> {
+    let probe = json!({"input": "sandbox controller token check"});
+    let call = || {
+        pass.ctx.grid(
+            "call_engine",
+            pass.ctx.grid.call_engine(engine, identity, token, &probe),
+        )
+    };
+    match call().await {
+        Ok(_) => return Ok(()),
+        Err(Error::Grid {
+            source: GridError::Fatal { .. },
+            ..
+        }) => {}
+        Err(e) => return Err(e),
+    }
+    pass.ctx
+        .grid(
+            "register_engine_token",
+            pass.ctx.grid.register_engine_token(engine, identity, token),
+        )
+        .await?;
+    call().await.map(|_| ())
+}
+
+/// The chosen AI-provider keys from the operator's Secret, and the providers it has no key for.
+async fn ai_keys(pass: &Pass<'_>) -> Result<(BTreeMap<String, String>, Vec<String>)> {
+    let wanted = &pass.tester.spec.ai_providers;
+    if wanted.is_empty() {
+        return Ok((BTreeMap::new(), Vec::new()));
+    }
+    pass.ctx.kube_turn().await;
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    let data = secrets
+        .get_opt(&pass.ctx.config.ai_keys_secret)
+        .await
+        .kube("reading the AI-provider keys Secret")?
+        .and_then(|s| s.data)
+        .unwrap_or_default();
+    let mut keys = BTreeMap::new();
+    let mut missing = Vec::new();
+    for provider in wanted {
+        match data
+            .get(provider)
+            .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+            .filter(|v| !v.is_empty())
+        {
+            Some(key) => {
+                keys.insert(provider.clone(), key);
+            }
+            None => missing.push(provider.clone()),
+        }
+    }
+    Ok((keys, missing))
+}
+
+/// Reads `key` of the tester's Secret `name`, creating the Secret (owned by the Tester, so it
+/// goes with it) with a random value of `len` characters when it does not exist.
+pub async fn ensure_secret(pass: &Pass<'_>, name: &str, key: &str, len: usize) -> Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    pass.ctx.kube_turn().await;
+    if let Some(value) = secrets
+        .get_opt(name)
+        .await
+        .kube("reading a tester Secret")?
+        .and_then(|s| secret_value(&s, key))
+    {
+        return Ok(value);
+    }
+    let value = Alphanumeric.sample_string(&mut rand::rng(), len);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(pass.ns.clone()),
+            labels: Some(BTreeMap::from([(
+                "sandbox.hero.dev/tester".to_string(),
+                pass.name.clone(),
+            )])),
+            owner_references: Some(vec![
+                pass.tester
+                    .controller_owner_ref(&())
+                    .ok_or(Error::MissingField("metadata.uid"))?,
+            ]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            key.to_string(),
+            ByteString(value.clone().into_bytes()),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    pass.ctx.kube_turn().await;
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => {
+            pass.ctx.count_write("create", "secrets");
+            Ok(value)
+        }
+        // Another pass created it first: use theirs.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let s = secrets.get(name).await.kube("reading a tester Secret")?;
+            secret_value(&s, key).ok_or(Error::MissingField("secret data"))
+        }
+        Err(e) => Err(Error::Kube {
+            action: "creating a tester Secret",
+            source: e,
+        }),
+    }
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}

@@ -1,0 +1,185 @@
+//! Deletion: nothing of the tester may be left on the grid.
+//!
+//! The token is revoked on *every* engine (not only those in the spec: an engine removed from
+//! the spec may still hold it), the gateway deployment, the name and the VM are cancelled (what
+//! the status records, and anything else on the grid tagged with the Tester's UID), the Secrets
+//! are deleted and the placement released. Every step tolerates "already gone"; while anything
+//! remains the finalizer stays and the status says what deletion waits for.
+
+use std::sync::Arc;
+
+use gridshim::api::ContractKind;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::{
+    Api,
+    api::DeleteParams,
+    runtime::{controller::Action, events::EventType},
+};
+
+use super::{
+    Pass, access::token_secret_name, conditions::READY, deployment::ContractTag,
+    email::password_secret_name, gateway::MAX_NAME_ATTEMPTS, install::log_config_map_name,
+    machine::cancel_contract,
+};
+use crate::{
+    context::Context,
+    error::{Error, KubeContext, Result},
+    names::{engine_identity, gateway_name},
+    resources::Tester,
+};
+
+/// Removes everything the tester has on the grid and in the cluster.
+pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
+    let mut pass = Pass::new(&tester, &ctx)?;
+    let mut waiting: Vec<String> = Vec::new();
+
+    let identity = engine_identity(&pass.ns, &tester.spec.account_name);
+    match ctx.grid("list_engines", ctx.grid.list_engines()).await {
+        Ok(engines) => {
+            for engine in engines {
+                if let Err(e) = ctx
+                    .grid(
+                        "revoke_engine_token",
+                        ctx.grid.revoke_engine_token(&engine.name, &identity),
+                    )
+                    .await
+                {
+                    waiting.push(format!("revoking the token on engine {}: {e}", engine.name));
+                }
+            }
+        }
+        Err(e) => waiting.push(format!("listing the engines to revoke the token: {e}")),
+    }
+
+    for (what, id) in contracts_to_cancel(&pass).await? {
+        if let Err(e) = cancel_contract(&pass, id).await {
+            waiting.push(format!("cancelling the {what} contract {id}: {e}"));
+        }
+    }
+    if waiting.is_empty() {
+        // Verify: nothing tagged with this tester, and the name no longer ours.
+        let left = contracts_to_cancel(&pass).await?;
+        if !left.is_empty() {
+            waiting.push(format!("{} contract(s) still on the grid", left.len()));
+        }
+    }
+
+    if !waiting.is_empty() {
+        let msg = format!("deletion is waiting for: {}", waiting.join("; "));
+        pass.set(READY, false, "Deleting", &msg);
+        pass.conclude().await?;
+        return Err(Error::DeletionPending(msg));
+    }
+
+    delete_owned(&pass).await?;
+    ctx.ledger.lock().await.release(&pass.uid);
+    pass.event(
+        EventType::Normal,
+        "Deleted",
+        "token revoked on every engine; gateway, name and VM contracts cancelled",
+    );
+    pass.set(
+        READY,
+        false,
+        "Deleted",
+        "nothing of this tester is left on the grid",
+    );
+    pass.conclude().await?;
+    Ok(Action::await_change())
+}
+
+/// Every contract of this tester: those in the status, the holder of its name when it is ours,
+/// and any contract tagged with its UID (a contract created by a pass whose status write was
+/// lost). Gateway first, then the name, then the VM.
+async fn contracts_to_cancel(pass: &Pass<'_>) -> Result<Vec<(&'static str, u64)>> {
+    let ctx = pass.ctx;
+    let mut out: Vec<(&'static str, u64)> = Vec::new();
+    let mut push = |what: &'static str, id: u64| {
+        if !out.iter().any(|(_, i)| *i == id) {
+            out.push((what, id));
+        }
+    };
+    let mine = ctx
+        .grid("list_my_contracts", ctx.grid.list_my_contracts())
+        .await?;
+    for c in &mine {
+        if let ContractKind::Node { metadata, .. } = &c.kind
+            && let Some(tag) = ContractTag::decode(metadata)
+            && tag.tester == pass.uid
+        {
+            push(
+                if tag.kind == "gw" { "gateway" } else { "VM" },
+                c.contract_id,
+            );
+        }
+    }
+    for name in names_of(pass) {
+        if let Some(owner) = ctx.grid("name_owner", ctx.grid.name_owner(&name)).await?
+            && owner.twin_id == ctx.grid.twin_id()
+        {
+            push("name", owner.contract_id);
+        }
+    }
+    let live: Vec<u64> = mine.iter().map(|c| c.contract_id).collect();
+    if let Some(m) = &pass.status.machine {
+        for (what, id) in [
+            ("gateway", m.gateway_contract_id),
+            ("name", m.name_contract_id),
+            ("VM", m.contract_id),
+        ] {
+            if let Some(id) = id.filter(|id| live.contains(id)) {
+                push(what, id);
+            }
+        }
+    }
+    out.sort_by_key(|(what, _)| match *what {
+        "gateway" => 0,
+        "name" => 1,
+        _ => 2,
+    });
+    Ok(out)
+}
+
+/// The names this tester may hold: the one in its status, and every name it could have claimed
+/// before a status write was lost (its custom name, or its UID-derived candidates).
+fn names_of(pass: &Pass<'_>) -> Vec<String> {
+    let spec = &pass.tester.spec;
+    let mut names: Vec<String> = pass.status.gateway_name.iter().cloned().collect();
+    match &spec.gateway_name {
+        // A custom name found in the status is ours; one that is not may belong to another tester.
+        Some(_) => {}
+        None => names
+            .extend((0..MAX_NAME_ATTEMPTS).map(|i| gateway_name(&spec.account_name, &pass.uid, i))),
+    }
+    names.dedup();
+    names
+}
+
+/// Deletes the Secrets and the ConfigMap the controller made for the tester (they are owned by
+/// the Tester too, so the garbage collector would remove them; deleting them here means they
+/// are gone before the Tester is).
+async fn delete_owned(pass: &Pass<'_>) -> Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    for name in [
+        token_secret_name(&pass.name),
+        password_secret_name(&pass.name),
+    ] {
+        pass.ctx.kube_turn().await;
+        match secrets.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => pass.ctx.count_write("delete", "secrets"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e).kube("deleting a tester Secret"),
+        }
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    pass.ctx.kube_turn().await;
+    match cms
+        .delete(&log_config_map_name(&pass.name), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => pass.ctx.count_write("delete", "configmaps"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e).kube("deleting the install log ConfigMap"),
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The desired grid deployments of a tester, built without any client (pure, unit-tested).
+//!
+//! Everything random-looking (network key, mycelium seed) is derived from the Tester's UID and
+//! the machine build, so every pass builds the same deployment and the same hash, and a
+//! rebuild gets a machine of its own.
+
+use std::collections::BTreeMap;
+
+use gridshim::api::{
+    AGENT_KEY_ENV, ComputeCapacity, Deployment, GatewayNameProxy, MyceliumAttachment,
+    NetworkInterface, NetworkLight, Workload, WorkloadData, ZmachineLight, ZmachineNetwork, Zmount,
+    mycelium_ip,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{names::derived_hex, resources::Placement};
+
+/// The image every tester VM boots.
+pub const FLIST: &str = "https://hub.grid.tf/tf-official-apps/sandbox-tester-v1.flist";
+/// Port of the VM's web side (behind the gate), the gateway's backend.
+pub const WEB_PORT: u16 = 8080;
+
+/// What the controller writes into a contract's metadata so that a restarted controller finds
+/// (adopts) what it created instead of creating a second one.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ContractTag {
+    /// The Tester's UID.
+    pub tester: String,
+    /// `vm` or `gw`.
+    pub kind: String,
+    /// The machine build (the rebuild annotation's value, empty for the first).
+    #[serde(default)]
+    pub build: String,
+}
+
+impl ContractTag {
+    /// The metadata string (well under the grid's 512 bytes).
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("tag serializes")
+    }
+
+    /// Reads a contract's metadata; `None` when it is not one of ours.
+    pub fn decode(metadata: &str) -> Option<Self> {
+        serde_json::from_str(metadata).ok()
+    }
+}
+
+/// Keys derived for one machine build.
+pub struct MachineKeys {
+    network_key: String,
+    seed: String,
+}
+
+impl MachineKeys {
+    /// The keys of `uid`'s machine of `build`.
+    pub fn new(uid: &str, build: &str) -> Self {
+        Self {
+            network_key: derived_hex(uid, &format!("net/{build}"), 32),
+            seed: derived_hex(uid, &format!("seed/{build}"), 6),
+        }
+    }
+
+    /// The VM's private address, computed as the grid does (used when the node's result
+    /// lacks it).
+    pub fn mycelium_ip(&self) -> String {
+        mycelium_ip(&self.network_key, &self.seed).expect("seed is 6 bytes")
+    }
+}
+
+/// The VM deployment: a disk, a private network and the micro VM.
+pub fn vm(
+    twin_id: u32,
+    placement: &Placement,
+    keys: &MachineKeys,
+    agent_key: &str,
+    tag: &ContractTag,
+) -> Deployment {
+    let mut env = BTreeMap::new();
+    env.insert(AGENT_KEY_ENV.to_string(), agent_key.to_string());
+    Deployment {
+        version: 0,
+        twin_id,
+        contract_id: 0,
+        metadata: tag.encode(),
+        description: "sandbox tester machine".into(),
+        workloads: vec![
+            Workload::new(
+                "disk",
+                WorkloadData::Zmount(Zmount {
+                    size: placement.disk_bytes,
+                }),
+            ),
+            Workload::new(
+                "net",
+                WorkloadData::NetworkLight(NetworkLight {
+                    subnet: "10.20.2.0/24".into(),
+                    mycelium_key: keys.network_key.clone(),
+                }),
+            ),
+            Workload::new(
+                "vm",
+                WorkloadData::ZmachineLight(ZmachineLight {
+                    flist: FLIST.into(),
+                    network: ZmachineNetwork {
+                        interfaces: vec![NetworkInterface {
+                            network: "net".into(),
+                            ip: "10.20.2.2".into(),
+                        }],
+                        mycelium: MyceliumAttachment {
+                            network: "net".into(),
+                            seed: keys.seed.clone(),
+                        },
+                    },
+                    size: 2 << 30,
+                    compute_capacity: ComputeCapacity {
+                        cpu: placement.cpu.clamp(1, 255) as u8,
+                        memory: placement.memory_bytes,
+                    },
+                    mounts: vec![gridshim::api::Mount {
+                        name: "disk".into(),
+                        mountpoint: "/data".into(),
+                    }],
+                    entrypoint: "/sbin/zinit init".into(),
+                    env,
+                    corex: false,
+                }),
+            ),
+        ],
+    }
+}
+
+/// The gateway deployment: `name` proxying to the VM's web side.
+pub fn gateway(twin_id: u32, name: &str, vm_address: &str, tag: &ContractTag) -> Deployment {
+    Deployment {
+        version: 0,
+        twin_id,
+        contract_id: 0,
+        metadata: tag.encode(),
+        description: "sandbox tester gateway".into(),
+        workloads: vec![Workload::new(
+            "gw",
+            WorkloadData::GatewayNameProxy(GatewayNameProxy {
+                name: name.to_string(),
+                tls_passthrough: false,
+                backends: vec![backend(vm_address)],
+            }),
+        )],
+    }
+}
+
+/// The backend URL of a VM's web side.
+pub fn backend(vm_address: &str) -> String {
+    format!("http://[{vm_address}]:{WEB_PORT}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployments_are_deterministic_per_build() {
+        let p = Placement {
+            node_id: 1,
+            cpu: 2,
+            memory_bytes: 4 << 30,
+            disk_bytes: 50 << 30,
+        };
+        let tag = ContractTag {
+            tester: "u1".into(),
+            kind: "vm".into(),
+            build: String::new(),
+        };
+        let a = vm(7, &p, &MachineKeys::new("u1", ""), "k", &tag);
+        let b = vm(7, &p, &MachineKeys::new("u1", ""), "k", &tag);
+        assert_eq!(a.challenge_hash(), b.challenge_hash());
+        let rebuilt = vm(7, &p, &MachineKeys::new("u1", "r1"), "k", &tag);
+        assert_ne!(a.challenge_hash(), rebuilt.challenge_hash());
+        assert_ne!(
+            MachineKeys::new("u1", "").mycelium_ip(),
+            MachineKeys::new("u1", "r1").mycelium_ip()
+        );
+        assert!(tag.encode().len() < 512);
+        assert_eq!(ContractTag::decode(&tag.encode()), Some(tag));
+        assert_eq!(ContractTag::decode("something else"), None);
+    }
+}

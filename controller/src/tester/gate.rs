@@ -1,0 +1,147 @@
+//! Step `GateSecured`: the sign-in gate in front of the whole address, configured and proven.
+
+use std::collections::BTreeSet;
+
+use gridshim::api::GateSettings;
+use kube::runtime::events::EventType;
+
+use super::{Flow, Pass, conditions::GATE_SECURED, machine::agent};
+use crate::error::Result;
+
+/// The accounts allowed through a tester's gate: the administrators and the tester always (an
+/// edit of the spec can never lock them out), plus the spec's extra accounts. Sorted, unique.
+pub fn allowed_accounts(admins: &[String], account: &str, extra: &[String]) -> Vec<String> {
+    let mut set: BTreeSet<String> = admins.iter().filter(|a| !a.is_empty()).cloned().collect();
+    set.insert(account.to_string());
+    set.extend(extra.iter().cloned());
+    set.into_iter().collect()
+}
+
+/// Owns `GateSecured`: configures the VM's gate through the agent when it differs from what it
+/// should be, then proves it from outside: an unauthenticated request to the public URL is sent
+/// to the configured issuer, and `/health` answers. A gate that stops working later flips this
+/// (and so `Ready`) to False and is configured again.
+pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
+    let target = agent(pass).expect("machine ready");
+    let url = pass.status.url.clone().expect("gateway ready");
+    let cfg = &pass.ctx.config;
+    let spec = &pass.tester.spec;
+    let desired = GateSettings {
+        issuer: cfg.oidc_issuer.clone(),
+        client_id: cfg.oidc_client_id.clone(),
+        client_secret: cfg.oidc_client_secret.clone(),
+        allowed_accounts: allowed_accounts(&cfg.admins, &spec.account_name, &spec.allowed_accounts),
+        public_url: url.trim_end_matches('/').to_string(),
+    };
+    let view = pass
+        .ctx
+        .grid("agent_config", pass.ctx.grid.agent_config(&target))
+        .await?;
+    let current = view.gate.as_ref().map(|g| {
+        let mut allowed = g.allowed_accounts.clone();
+        allowed.sort();
+        (
+            g.issuer.clone(),
+            g.client_id.clone(),
+            allowed,
+            g.public_url.clone(),
+        )
+    });
+    let wanted = (
+        desired.issuer.clone(),
+        desired.client_id.clone(),
+        desired.allowed_accounts.clone(),
+        desired.public_url.clone(),
+    );
+    // The client secret cannot be read back; it is sent again whenever this step was not yet
+    // proven for the current generation of the spec.
+    if current.as_ref() != Some(&wanted) || !pass.done_for_generation(GATE_SECURED) {
+        pass.ctx
+            .grid(
+                "agent_configure_gate",
+                pass.ctx.grid.agent_configure_gate(&target, &desired),
+            )
+            .await?;
+        if current.as_ref() != Some(&wanted) {
+            pass.event(
+                EventType::Normal,
+                "GateConfigured",
+                &format!(
+                    "sign-in gate configured for {} accounts",
+                    desired.allowed_accounts.len()
+                ),
+            );
+        }
+    }
+    match prove(pass, &url, &cfg.oidc_issuer).await {
+        Ok(()) => {
+            let msg = format!(
+                "unauthenticated requests to {url} are sent to sign-in at {}; /health answers",
+                cfg.oidc_issuer
+            );
+            pass.set(GATE_SECURED, true, "Proven", &msg);
+            Ok(Flow::Continue)
+        }
+        Err(observed) => {
+            pass.set(
+                GATE_SECURED,
+                false,
+                "GateNotWorking",
+                &format!("the sign-in gate at {url} is not proven: {observed}"),
+            );
+            Ok(Flow::Requeue(pass.backoff(GATE_SECURED)))
+        }
+    }
+}
+
+/// Checks the gate from outside, as a stranger would.
+async fn prove(pass: &Pass<'_>, url: &str, issuer: &str) -> Result<(), String> {
+    let base = url.trim_end_matches('/');
+    let issuer = issuer.trim_end_matches('/');
+    let resp = pass
+        .ctx
+        .http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .map_err(|e| format!("GET {base}/ failed: {e}"))?;
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if !status.is_redirection() || !location.starts_with(issuer) {
+        return Err(format!(
+            "GET {base}/ without a session answered {status} (location {location:?}), not a redirect to {issuer}"
+        ));
+    }
+    let health = pass
+        .ctx
+        .http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .map_err(|e| format!("GET {base}/health failed: {e}"))?;
+    if !health.status().is_success() {
+        return Err(format!("GET {base}/health answered {}", health.status()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn administrators_and_the_tester_are_always_allowed() {
+        let got = allowed_accounts(
+            &["root".into(), "ops".into()],
+            "Alice",
+            &["bob".into(), "root".into()],
+        );
+        assert_eq!(got, ["Alice", "bob", "ops", "root"]);
+        assert_eq!(allowed_accounts(&[], "alice", &[]), ["alice"]);
+    }
+}

@@ -1,0 +1,407 @@
+//! Step `GatewayReady`: a public name, unique to this tester for life, routed to its VM.
+
+use gridshim::{
+    api::{ContractKind, NodeContractRequest},
+    client::{ErrorCategory, GridError},
+};
+use kube::runtime::events::EventType;
+
+use super::{
+    Flow, Pass,
+    conditions::GATEWAY_READY,
+    deployment::{self, ContractTag},
+    machine::{cancel_contract, my_contracts},
+};
+use crate::{
+    error::{Error, Result},
+    names::gateway_name,
+    resources::MachineStatus,
+};
+
+/// How many generated names are tried before giving up (each taken by another twin).
+pub const MAX_NAME_ATTEMPTS: u32 = 8;
+
+/// Owns `GatewayReady`: the name contract (adopted when it is already ours, the next candidate
+/// when another twin holds a generated name, `NameTaken` for a custom one), the gateway
+/// deployment pointing at the VM, and the URL (computed from name and node domain when the
+/// grid does not report it).
+pub async fn gateway(pass: &mut Pass<'_>) -> Result<Flow> {
+    let Some(name) = hold_name(pass).await? else {
+        return Ok(Flow::Requeue(std::time::Duration::from_secs(300)));
+    };
+    let node = pass.status.placement.as_ref().expect("scheduled").node_id;
+    let vm_address = pass
+        .status
+        .machine
+        .as_ref()
+        .and_then(|m| m.private_address.clone())
+        .expect("machine ready");
+    let tag = ContractTag {
+        tester: pass.uid.clone(),
+        kind: "gw".into(),
+        build: String::new(),
+    };
+    let mut desired = deployment::gateway(pass.ctx.grid.twin_id(), &name, &vm_address, &tag);
+    let hash = desired.challenge_hash();
+
+    let contract_id = gateway_contract(pass, node, &hash, &tag).await?;
+    desired.contract_id = contract_id;
+    let deployed = match pass
+        .ctx
+        .grid(
+            "get_deployment",
+            pass.ctx.grid.get_deployment(node, contract_id),
+        )
+        .await
+    {
+        Ok(d) => d,
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
+            pass.ctx
+                .grid("deploy", pass.ctx.grid.deploy(node, &desired))
+                .await?;
+            pass.set(
+                GATEWAY_READY,
+                false,
+                "Deploying",
+                &format!("gateway {name} sent to node {node}"),
+            );
+            return Ok(Flow::Requeue(pass.backoff(GATEWAY_READY)));
+        }
+        Err(e) => return Err(e),
+    };
+    let workload = deployed.workload("gw").cloned();
+    let fqdn_reported = workload
+        .as_ref()
+        .and_then(|w| w.gateway_result())
+        .map(|r| r.fqdn)
+        .filter(|f| !f.is_empty());
+    let domain = node_domain(pass, node).await?;
+    let fqdn = fqdn_reported
+        .clone()
+        .unwrap_or_else(|| format!("{name}.{domain}"));
+    let url = pass.ctx.config.public_url_format.replace("{fqdn}", &fqdn);
+
+    if let Some((_, message)) = deployed
+        .errors()
+        .first()
+        .map(|(w, m)| (w.to_string(), m.to_string()))
+    {
+        // The grid sometimes reports the gateway failed although it was created: look before
+        // tearing it down.
+        if routes(pass, &url).await {
+            if pass.status.url.as_deref() != Some(url.as_str()) {
+                pass.event(
+                    EventType::Normal,
+                    "AdoptedFailedGateway",
+                    &format!(
+                        "the grid reported the gateway failed ({message}) but {url} routes: adopted"
+                    ),
+                );
+            }
+        } else {
+            cancel_contract(pass, contract_id).await?;
+            pass.status
+                .machine
+                .get_or_insert_with(MachineStatus::default)
+                .gateway_contract_id = None;
+            pass.set(
+                GATEWAY_READY,
+                false,
+                "GatewayFailed",
+                &format!("gateway {name} failed on node {node}: {message}; deploying it again"),
+            );
+            pass.persist().await?;
+            return Ok(Flow::Requeue(pass.backoff(GATEWAY_READY)));
+        }
+    } else if !deployed.all_ok() {
+        pass.set(
+            GATEWAY_READY,
+            false,
+            "Deploying",
+            &format!("node {node} is setting up gateway {name}"),
+        );
+        return Ok(Flow::Requeue(pass.backoff(GATEWAY_READY)));
+    }
+    if fqdn_reported.is_none() && pass.status.url.as_deref() != Some(url.as_str()) {
+        pass.event(
+            EventType::Normal,
+            "AddressComputed",
+            &format!("the grid reported no address for gateway {name}; computed {fqdn}"),
+        );
+    }
+    pass.status.url = Some(url.clone());
+    pass.set(
+        GATEWAY_READY,
+        true,
+        "Routed",
+        &format!("{url} routes to the VM"),
+    );
+    Ok(Flow::Continue)
+}
+
+/// The tester's gateway name, held by a name contract of ours; `None` (with the condition set)
+/// when a custom name is taken by someone else.
+async fn hold_name(pass: &mut Pass<'_>) -> Result<Option<String>> {
+    let me = pass.ctx.grid.twin_id();
+    if let Some(name) = pass.status.gateway_name.clone() {
+        // Known: check it is still ours (cheap read), take it again if it was lost.
+        let owner = pass
+            .ctx
+            .grid("name_owner", pass.ctx.grid.name_owner(&name))
+            .await?;
+        match owner {
+            Some(o) if o.twin_id == me => {
+                record_name(pass, &name, o.contract_id);
+                return Ok(Some(name));
+            }
+            Some(_) => {
+                pass.set(
+                    GATEWAY_READY,
+                    false,
+                    "NameTaken",
+                    &format!("gateway name {name} is now held by another owner"),
+                );
+                return Ok(None);
+            }
+            None => {
+                let id = claim(pass, &name).await?.expect("free name claimed");
+                record_name(pass, &name, id);
+                pass.persist().await?;
+                return Ok(Some(name));
+            }
+        }
+    }
+    let candidates: Vec<String> = match &pass.tester.spec.gateway_name {
+        Some(custom) => vec![custom.clone()],
+        None => (0..MAX_NAME_ATTEMPTS)
+            .map(|i| gateway_name(&pass.tester.spec.account_name, &pass.uid, i))
+            .collect(),
+    };
+    for name in &candidates {
+        if let Some(id) = claim(pass, name).await? {
+            pass.status.gateway_name = Some(name.clone());
+            record_name(pass, name, id);
+            pass.persist().await?;
+            return Ok(Some(name.clone()));
+        }
+    }
+    let msg = if pass.tester.spec.gateway_name.is_some() {
+        format!(
+            "gateway name {} is held by another owner on the grid; choose another gatewayName (a new Tester)",
+            candidates[0]
+        )
+    } else {
+        format!("all {MAX_NAME_ATTEMPTS} generated gateway names are held by other owners")
+    };
+    pass.set(GATEWAY_READY, false, "NameTaken", &msg);
+    Ok(None)
+}
+
+fn record_name(pass: &mut Pass<'_>, name: &str, contract_id: u64) {
+    pass.status.gateway_name = Some(name.to_string());
+    pass.status
+        .machine
+        .get_or_insert_with(MachineStatus::default)
+        .name_contract_id = Some(contract_id);
+}
+
+/// Takes `name`: `Some(contract)` when it is ours now (created, or a leftover of ours adopted),
+/// `None` when another twin holds it.
+async fn claim(pass: &mut Pass<'_>, name: &str) -> Result<Option<u64>> {
+    let me = pass.ctx.grid.twin_id();
+    if let Some(o) = pass
+        .ctx
+        .grid("name_owner", pass.ctx.grid.name_owner(name))
+        .await?
+    {
+        if o.twin_id == me && held_by_another_tester(pass, name).await? {
+            pass.event(
+                EventType::Warning,
+                "NameHeldByOtherTester",
+                &format!("gateway name {name} belongs to another Tester"),
+            );
+            return Ok(None);
+        }
+        return Ok(adopt_if_ours(pass, name, o.twin_id, o.contract_id, me));
+    }
+    match pass
+        .ctx
+        .grid(
+            "create_name_contract",
+            pass.ctx.grid.create_name_contract(name),
+        )
+        .await
+    {
+        Ok(c) => {
+            pass.event(
+                EventType::Normal,
+                "NameCreated",
+                &format!(
+                    "gateway name {name} registered (contract {})",
+                    c.contract_id
+                ),
+            );
+            Ok(Some(c.contract_id))
+        }
+        Err(Error::Grid {
+            source:
+                GridError::NameExists {
+                    owner_twin,
+                    contract_id,
+                    ..
+                },
+            ..
+        }) => Ok(adopt_if_ours(pass, name, owner_twin, contract_id, me)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether another Tester records `name` as its gateway name: a name of ours is a leftover to
+/// adopt only when no other tester uses it (two Testers could ask for the same custom name).
+async fn held_by_another_tester(pass: &Pass<'_>, name: &str) -> Result<bool> {
+    pass.ctx.kube_turn().await;
+    let all: kube::Api<crate::resources::Tester> = kube::Api::all(pass.ctx.client.clone());
+    let list = all
+        .list(&Default::default())
+        .await
+        .map_err(|source| Error::Kube {
+            action: "listing Testers",
+            source,
+        })?;
+    Ok(list.items.iter().any(|t| {
+        t.metadata.uid.as_deref() != Some(pass.uid.as_str())
+            && t.status.as_ref().and_then(|s| s.gateway_name.as_deref()) == Some(name)
+    }))
+}
+
+fn adopt_if_ours(
+    pass: &mut Pass<'_>,
+    name: &str,
+    owner: u32,
+    contract_id: u64,
+    me: u32,
+) -> Option<u64> {
+    if owner == me {
+        pass.event(
+            EventType::Normal,
+            "AdoptedExistingName",
+            &format!("gateway name {name} already held by us (contract {contract_id}): adopted"),
+        );
+        Some(contract_id)
+    } else {
+        pass.event(
+            EventType::Normal,
+            "NameHeldByOther",
+            &format!("gateway name {name} is held by twin {owner}"),
+        );
+        None
+    }
+}
+
+/// The gateway deployment's contract: known, adopted by tag, or created. A contract whose
+/// deployment points at an old VM (after a rebuild) is replaced.
+async fn gateway_contract(
+    pass: &mut Pass<'_>,
+    node: u32,
+    hash: &str,
+    tag: &ContractTag,
+) -> Result<u64> {
+    let known = pass
+        .status
+        .machine
+        .as_ref()
+        .and_then(|m| m.gateway_contract_id);
+    let existing = match known {
+        Some(id) => Some(id),
+        None => my_contracts(pass, "gw", None)
+            .await?
+            .into_iter()
+            .map(|c| c.contract_id)
+            .next(),
+    };
+    if let Some(id) = existing {
+        let current = pass
+            .ctx
+            .grid("get_contract", pass.ctx.grid.get_contract(id))
+            .await;
+        match current {
+            Ok(c) if matches!(&c.kind, ContractKind::Node { deployment_hash, .. } if deployment_hash == hash) =>
+            {
+                if known.is_none() {
+                    pass.event(
+                        EventType::Normal,
+                        "AdoptedExistingGateway",
+                        &format!("adopted gateway contract {id}"),
+                    );
+                    pass.status
+                        .machine
+                        .get_or_insert_with(MachineStatus::default)
+                        .gateway_contract_id = Some(id);
+                    pass.persist().await?;
+                }
+                return Ok(id);
+            }
+            Ok(_) => {
+                cancel_contract(pass, id).await?;
+                pass.event(
+                    EventType::Normal,
+                    "GatewayRepointed",
+                    "the gateway pointed at a previous machine; replacing it",
+                );
+            }
+            Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let req = NodeContractRequest {
+        node_id: node,
+        deployment_hash: hash.to_string(),
+        metadata: tag.encode(),
+    };
+    let id = match pass
+        .ctx
+        .grid(
+            "create_node_contract",
+            pass.ctx.grid.create_node_contract(&req),
+        )
+        .await
+    {
+        Ok(c) => c.contract_id,
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {
+            my_contracts(pass, "gw", None)
+                .await?
+                .into_iter()
+                .map(|c| c.contract_id)
+                .next()
+                .ok_or(Error::Grid {
+                    call: "create_node_contract",
+                    source,
+                })?
+        }
+        Err(e) => return Err(e),
+    };
+    pass.status
+        .machine
+        .get_or_insert_with(MachineStatus::default)
+        .gateway_contract_id = Some(id);
+    pass.persist().await?;
+    Ok(id)
+}
+
+/// The node's gateway domain, from the proxy.
+async fn node_domain(pass: &Pass<'_>, node: u32) -> Result<String> {
+    let n = pass
+        .ctx
+        .grid("get_node", pass.ctx.grid.get_node(node))
+        .await?;
+    n.public_config.domain.ok_or_else(|| Error::Probe {
+        what: format!("node {node}"),
+        reason: "the node has no gateway domain".into(),
+    })
+}
+
+/// Whether the public URL routes to the VM: the gate's `/health` answers through it.
+async fn routes(pass: &Pass<'_>, url: &str) -> bool {
+    let health = format!("{}/health", url.trim_end_matches('/'));
+    matches!(pass.ctx.http.get(&health).send().await, Ok(r) if r.status().is_success())
+}

@@ -1,0 +1,259 @@
+//! Step `Installed` (and `UpdateAvailable`): the app stack from the chosen channel, with the
+//! exact version of every component recorded.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gridshim::api::{Channel as GridChannel, InstallRequest, InstallState, InstallStatus};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api, Resource,
+    api::{ObjectMeta, Patch, PatchParams},
+    runtime::events::EventType,
+};
+
+use super::{
+    Flow, Pass,
+    conditions::{INSTALLED, UPDATE_AVAILABLE},
+    machine::agent,
+    pass::MANAGER,
+};
+use crate::{
+    error::{Error, KubeContext, Result},
+    resources::{Channel, InstalledVersions},
+};
+
+/// The ConfigMap holding the full log of a failed install.
+pub fn log_config_map_name(tester: &str) -> String {
+    format!("{tester}-install-log")
+}
+
+fn grid_channel(c: Channel) -> GridChannel {
+    match c {
+        Channel::Stable => GridChannel::Stable,
+        Channel::Prerelease => GridChannel::Prerelease,
+    }
+}
+
+/// Owns `Installed` and `UpdateAvailable`. Starts an install when what the machine has differs
+/// from the spec (channel or app set), waits for it, retries a failed one (service starts can
+/// lose a start-up race), records the versions.
+pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
+    let target = agent(pass).expect("machine ready");
+    let channel = pass.tester.spec.channel;
+    let mut apps: Vec<String> = vec!["gateway".into()];
+    apps.extend(pass.tester.spec.apps.iter().map(|a| a.as_str().to_string()));
+    let request = InstallRequest {
+        channel: grid_channel(channel),
+        apps: apps.clone(),
+    };
+    let wanted: BTreeSet<&String> = apps.iter().collect();
+
+    let status = pass
+        .ctx
+        .grid(
+            "agent_install_status",
+            pass.ctx.grid.agent_install_status(&target),
+        )
+        .await?;
+    let same_request = status.channel == Some(request.channel)
+        && status.apps.iter().collect::<BTreeSet<_>>() == wanted;
+    match (status.state, same_request) {
+        (InstallState::Succeeded, true) => {
+            let versions: BTreeMap<String, String> = status
+                .components
+                .iter()
+                .filter(|(k, _)| wanted.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let installed = InstalledVersions { channel, versions };
+            if pass.status.installed.as_ref() != Some(&installed) {
+                pass.event(
+                    EventType::Normal,
+                    "Installed",
+                    &format!(
+                        "{} components installed from {}",
+                        installed.versions.len(),
+                        channel.as_str()
+                    ),
+                );
+            }
+            pass.status.installed = Some(installed);
+            let msg = format!(
+                "{} apps installed from channel {}",
+                apps.len(),
+                channel.as_str()
+            );
+            pass.set(INSTALLED, true, "Installed", &msg);
+            update_available(pass).await?;
+            Ok(Flow::Continue)
+        }
+        (InstallState::Running | InstallState::Pending, _) => {
+            pass.set(
+                INSTALLED,
+                false,
+                "Installing",
+                &format!(
+                    "installing {} apps from channel {}",
+                    apps.len(),
+                    channel.as_str()
+                ),
+            );
+            Ok(Flow::Requeue(
+                pass.backoff(INSTALLED)
+                    .min(std::time::Duration::from_secs(10)),
+            ))
+        }
+        (InstallState::Failed, true) => {
+            let summary = failure_summary(&status);
+            write_log(pass, &status).await?;
+            pass.event(EventType::Warning, "InstallFailed", &summary);
+            pass.set(
+                INSTALLED,
+                false,
+                "InstallFailed",
+                &format!(
+                    "attempt {} failed: {summary}; retrying (full log in ConfigMap {})",
+                    status.attempt,
+                    log_config_map_name(&pass.name)
+                ),
+            );
+            pass.ctx
+                .grid(
+                    "agent_start_install",
+                    pass.ctx.grid.agent_start_install(&target, &request),
+                )
+                .await?;
+            Ok(Flow::Requeue(pass.backoff(INSTALLED)))
+        }
+        _ => {
+            pass.ctx
+                .grid(
+                    "agent_start_install",
+                    pass.ctx.grid.agent_start_install(&target, &request),
+                )
+                .await?;
+            pass.set(
+                INSTALLED,
+                false,
+                "Installing",
+                &format!(
+                    "installing {} apps from channel {}",
+                    apps.len(),
+                    channel.as_str()
+                ),
+            );
+            Ok(Flow::Requeue(std::time::Duration::from_secs(1)))
+        }
+    }
+}
+
+/// The failed steps and the last line of each one's log.
+fn failure_summary(status: &InstallStatus) -> String {
+    let failed: Vec<String> = status
+        .steps
+        .iter()
+        .filter(|s| s.state == InstallState::Failed)
+        .map(|s| format!("{}: {}", s.app, s.log.last().cloned().unwrap_or_default()))
+        .collect();
+    if failed.is_empty() {
+        "install failed".into()
+    } else {
+        failed.join("; ")
+    }
+}
+
+/// Keeps the full step log of the last failed install in a ConfigMap owned by the Tester, so the
+/// operator can read it without logging in anywhere.
+async fn write_log(pass: &Pass<'_>, status: &InstallStatus) -> Result<()> {
+    let mut text = String::new();
+    for step in &status.steps {
+        text.push_str(&format!(
+            "== {} ({:?}, version {})\n",
+            step.app,
+            step.state,
+            step.version.as_deref().unwrap_or("?")
+        ));
+        for line in &step.log {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let name = log_config_map_name(&pass.name);
+    let cms: Api<ConfigMap> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(BTreeMap::from([(
+                "sandbox.hero.dev/tester".to_string(),
+                pass.name.clone(),
+            )])),
+            owner_references: Some(vec![
+                pass.tester
+                    .controller_owner_ref(&())
+                    .ok_or(Error::MissingField("metadata.uid"))?,
+            ]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("attempt".to_string(), status.attempt.to_string()),
+            ("log".to_string(), text),
+        ])),
+        ..Default::default()
+    };
+    pass.ctx.kube_turn().await;
+    cms.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&cm),
+    )
+    .await
+    .kube("writing the install log ConfigMap")?;
+    pass.ctx.count_write("patch", "configmaps");
+    Ok(())
+}
+
+/// Owns `UpdateAvailable`: compares the recorded versions with the newest of the channel.
+async fn update_available(pass: &mut Pass<'_>) -> Result<()> {
+    let Some(installed) = pass.status.installed.clone() else {
+        return Ok(());
+    };
+    let catalog = pass.ctx.grid("catalog", pass.ctx.grid.catalog()).await?;
+    let newest = catalog
+        .channels
+        .get(&grid_channel(installed.channel))
+        .cloned()
+        .unwrap_or_default();
+    let newer: Vec<String> = installed
+        .versions
+        .iter()
+        .filter_map(|(app, v)| {
+            newest
+                .get(app)
+                .filter(|n| *n != v)
+                .map(|n| format!("{app} {v} -> {n}"))
+        })
+        .collect();
+    if newer.is_empty() {
+        pass.set(
+            UPDATE_AVAILABLE,
+            false,
+            "UpToDate",
+            &format!(
+                "every component is the newest of {}",
+                installed.channel.as_str()
+            ),
+        );
+    } else {
+        pass.set(
+            UPDATE_AVAILABLE,
+            true,
+            "NewerVersions",
+            &format!(
+                "newer in {}: {}",
+                installed.channel.as_str(),
+                newer.join(", ")
+            ),
+        );
+    }
+    Ok(())
+}

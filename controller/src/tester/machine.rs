@@ -1,0 +1,371 @@
+//! Step `MachineReady`: one VM deployment per Tester, reachable on the private network.
+
+use gridshim::{
+    api::{AgentTarget, Contract, ContractKind, NodeContractRequest},
+    client::ErrorCategory,
+};
+use kube::{ResourceExt, runtime::events::EventType};
+
+use super::{
+    Flow, Pass,
+    conditions::{GATE_SECURED, INSTALLED, MACHINE_READY, SCHEDULED, TOKENS_REGISTERED},
+    deployment::{self, ContractTag, MachineKeys},
+};
+use crate::{
+    error::{Error, Result},
+    resources::{MachineStatus, REBUILD_ANNOTATION},
+};
+
+/// How long a node that refused a deployment for capacity is kept out of placements.
+const REFUSED_COOL_DOWN: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The machine build asked for: the rebuild annotation's value (empty before any rebuild).
+pub fn wanted_build(pass: &Pass<'_>) -> String {
+    pass.tester
+        .annotations()
+        .get(REBUILD_ANNOTATION)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The build of the current machine.
+fn current_build(pass: &Pass<'_>) -> String {
+    pass.status
+        .machine
+        .as_ref()
+        .and_then(|m| m.build.clone())
+        .unwrap_or_default()
+}
+
+/// Replaces the machine when the rebuild annotation has a new value: the VM contract is
+/// cancelled; account, gateway name, tokens and access settings stay and are applied to the
+/// new machine by the following steps.
+pub async fn rebuild_if_asked(pass: &mut Pass<'_>) -> Result<()> {
+    let wanted = wanted_build(pass);
+    if wanted == current_build(pass) {
+        return Ok(());
+    }
+    let old = pass.status.machine.as_ref().and_then(|m| m.contract_id);
+    if let Some(id) = old {
+        cancel_contract(pass, id).await?;
+        pass.event(
+            EventType::Normal,
+            "Rebuilding",
+            &format!("replacing the machine (contract {id} cancelled) for build {wanted:?}"),
+        );
+    }
+    let machine = pass
+        .status
+        .machine
+        .get_or_insert_with(MachineStatus::default);
+    machine.contract_id = None;
+    machine.private_address = None;
+    machine.build = Some(wanted).filter(|b| !b.is_empty());
+    pass.status.installed = None;
+    for c in [MACHINE_READY, GATE_SECURED, TOKENS_REGISTERED, INSTALLED] {
+        pass.set(c, false, "Rebuilding", "the machine is being rebuilt");
+    }
+    let mut ledger = pass.ctx.ledger.lock().await;
+    if let Some(h) = ledger.holding(&pass.uid).cloned() {
+        ledger.hold(
+            &pass.uid,
+            crate::scheduler::Holding {
+                counted_after: None,
+                ..h
+            },
+        );
+    }
+    drop(ledger);
+    pass.persist().await
+}
+
+/// Cancels a contract; one that is already gone counts as cancelled.
+pub async fn cancel_contract(pass: &Pass<'_>, id: u64) -> Result<()> {
+    match pass
+        .ctx
+        .grid("cancel_contract", pass.ctx.grid.cancel_contract(id))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Our live node contracts tagged for this tester with `kind` (and `build`, when given).
+pub async fn my_contracts(
+    pass: &Pass<'_>,
+    kind: &str,
+    build: Option<&str>,
+) -> Result<Vec<Contract>> {
+    let all = pass
+        .ctx
+        .grid("list_my_contracts", pass.ctx.grid.list_my_contracts())
+        .await?;
+    Ok(all
+        .into_iter()
+        .filter(|c| match &c.kind {
+            ContractKind::Node { metadata, .. } => ContractTag::decode(metadata).is_some_and(|t| {
+                t.tester == pass.uid && t.kind == kind && build.is_none_or(|b| t.build == b)
+            }),
+            ContractKind::Name { .. } => false,
+        })
+        .collect())
+}
+
+/// The agent of the tester's VM.
+pub fn agent(pass: &Pass<'_>) -> Option<AgentTarget> {
+    let address = pass.status.machine.as_ref()?.private_address.clone()?;
+    Some(AgentTarget {
+        mycelium_ip: address,
+        key: pass.ctx.config.agent_key.clone(),
+    })
+}
+
+/// Owns `MachineReady`: the VM contract (adopted by its tag after a restart, never created
+/// twice), the deployment on the node, the private address recorded in the status before going
+/// on, and reachability awaited with backoff.
+pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
+    let placement = pass
+        .status
+        .placement
+        .clone()
+        .expect("scheduled before machine");
+    let node = placement.node_id;
+    let build = current_build(pass);
+    let keys = MachineKeys::new(&pass.uid, &build);
+    let tag = ContractTag {
+        tester: pass.uid.clone(),
+        kind: "vm".into(),
+        build: build.clone(),
+    };
+    let mut desired = deployment::vm(
+        pass.ctx.grid.twin_id(),
+        &placement,
+        &keys,
+        &pass.ctx.config.agent_key,
+        &tag,
+    );
+
+    let contract_id = match pass.status.machine.as_ref().and_then(|m| m.contract_id) {
+        Some(id) => id,
+        None => {
+            let id = create_or_adopt(pass, node, &desired.challenge_hash(), &tag).await?;
+            pass.status
+                .machine
+                .get_or_insert_with(MachineStatus::default)
+                .contract_id = Some(id);
+            pass.persist().await?;
+            id
+        }
+    };
+    desired.contract_id = contract_id;
+
+    let deployed = match pass
+        .ctx
+        .grid(
+            "get_deployment",
+            pass.ctx.grid.get_deployment(node, contract_id),
+        )
+        .await
+    {
+        Ok(d) => d,
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
+            pass.ctx
+                .grid("deploy", pass.ctx.grid.deploy(node, &desired))
+                .await?;
+            pass.set(
+                MACHINE_READY,
+                false,
+                "Deploying",
+                &format!("VM deployment sent to node {node} (contract {contract_id})"),
+            );
+            return Ok(Flow::Requeue(pass.backoff(MACHINE_READY)));
+        }
+        Err(e) => return Err(e),
+    };
+
+    if let Some((workload, message)) = deployed
+        .errors()
+        .first()
+        .map(|(w, m)| (w.to_string(), m.to_string()))
+    {
+        return failed_deployment(pass, node, contract_id, &workload, &message).await;
+    }
+    if !deployed.all_ok() {
+        pass.set(
+            MACHINE_READY,
+            false,
+            "Deploying",
+            &format!("node {node} is deploying the VM (contract {contract_id})"),
+        );
+        return Ok(Flow::Requeue(pass.backoff(MACHINE_READY)));
+    }
+    pass.ctx
+        .ledger
+        .lock()
+        .await
+        .deployed(&pass.uid, pass.ctx.config.proxy_lag);
+
+    let reported = deployed
+        .workload("vm")
+        .and_then(|w| w.zmachine_result())
+        .map(|r| r.mycelium_ip)
+        .unwrap_or_default();
+    let address = if reported.is_empty() {
+        let computed = keys.mycelium_ip();
+        if pass
+            .status
+            .machine
+            .as_ref()
+            .and_then(|m| m.private_address.as_ref())
+            != Some(&computed)
+        {
+            pass.event(
+                EventType::Normal,
+                "AddressComputed",
+                "the node reported no private address; computed it from the network key and seed",
+            );
+        }
+        computed
+    } else {
+        reported
+    };
+    let machine = pass
+        .status
+        .machine
+        .get_or_insert_with(MachineStatus::default);
+    if machine.private_address.as_deref() != Some(address.as_str()) {
+        machine.private_address = Some(address.clone());
+        pass.persist().await?;
+    }
+
+    let target = agent(pass).expect("address recorded");
+    match pass
+        .ctx
+        .grid("agent_config", pass.ctx.grid.agent_config(&target))
+        .await
+    {
+        Ok(_) => {
+            let msg = format!("VM on node {node} (contract {contract_id}) answers at {address}");
+            pass.set(MACHINE_READY, true, "Reachable", &msg);
+            Ok(Flow::Continue)
+        }
+        Err(Error::Grid { source, .. }) if source.is_retry_later() => {
+            pass.set(
+                MACHINE_READY,
+                false,
+                "Unreachable",
+                &format!("VM deployed on node {node} but not reachable yet at {address}; a new VM can take minutes, retrying with backoff"),
+            );
+            Ok(Flow::Requeue(pass.backoff(MACHINE_READY)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the VM's node contract, or adopts the one a previous pass created (a chain call that
+/// timed out may have landed; a restarted controller finds its own contracts by their tag).
+async fn create_or_adopt(
+    pass: &mut Pass<'_>,
+    node: u32,
+    hash: &str,
+    tag: &ContractTag,
+) -> Result<u64> {
+    if let Some(c) = my_contracts(pass, "vm", Some(&tag.build))
+        .await?
+        .into_iter()
+        .next()
+    {
+        pass.event(
+            EventType::Normal,
+            "AdoptedExistingMachine",
+            &format!("adopted VM contract {} found on the grid", c.contract_id),
+        );
+        return Ok(c.contract_id);
+    }
+    let req = NodeContractRequest {
+        node_id: node,
+        deployment_hash: hash.to_string(),
+        metadata: tag.encode(),
+    };
+    match pass
+        .ctx
+        .grid(
+            "create_node_contract",
+            pass.ctx.grid.create_node_contract(&req),
+        )
+        .await
+    {
+        Ok(c) => {
+            pass.event(
+                EventType::Normal,
+                "ContractCreated",
+                &format!("VM contract {} created on node {node}", c.contract_id),
+            );
+            Ok(c.contract_id)
+        }
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {
+            match my_contracts(pass, "vm", Some(&tag.build))
+                .await?
+                .into_iter()
+                .next()
+            {
+                Some(c) => {
+                    pass.event(
+                        EventType::Normal,
+                        "AdoptedExistingMachine",
+                        &format!("adopted VM contract {}", c.contract_id),
+                    );
+                    Ok(c.contract_id)
+                }
+                None => Err(Error::Grid {
+                    call: "create_node_contract",
+                    source,
+                }),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A workload failed on the node. A capacity refusal (the proxy said free, the node disagrees)
+/// sends the tester back to the scheduler, away from that node; anything else is retried with a
+/// fresh contract.
+async fn failed_deployment(
+    pass: &mut Pass<'_>,
+    node: u32,
+    contract_id: u64,
+    workload: &str,
+    message: &str,
+) -> Result<Flow> {
+    let capacity = gridshim::client::GridError::from_workload_message(message).category()
+        == ErrorCategory::Capacity;
+    cancel_contract(pass, contract_id).await?;
+    if let Some(m) = pass.status.machine.as_mut() {
+        m.contract_id = None;
+        m.private_address = None;
+    }
+    if capacity {
+        {
+            let mut ledger = pass.ctx.ledger.lock().await;
+            ledger.refused(node, REFUSED_COOL_DOWN);
+            ledger.release(&pass.uid);
+        }
+        pass.status.placement = None;
+        pass.status.host = None;
+        let msg =
+            format!("node {node} refused the VM for capacity ({message}); placing it elsewhere");
+        pass.set(SCHEDULED, false, "NodeRefused", &msg);
+        pass.set(MACHINE_READY, false, "NodeRefused", &msg);
+    } else {
+        pass.set(
+            MACHINE_READY,
+            false,
+            "DeploymentFailed",
+            &format!("workload {workload} failed on node {node}: {message}; cancelled contract {contract_id}, deploying again"),
+        );
+    }
+    pass.persist().await?;
+    Ok(Flow::Requeue(pass.backoff(MACHINE_READY)))
+}

@@ -1,0 +1,133 @@
+//! The Tester reconciler: from `kubectl apply` to Ready, and back to nothing on delete.
+//!
+//! A pass runs the steps in order. Each step is one function in its own module, owns one
+//! condition, and is idempotent: it looks at what exists (in the status, on the grid, on the
+//! machine) before it changes anything, so an interrupted pass is simply continued by the next.
+//! A step either lets the pass go on or stops it with a requeue; the status is written only when
+//! it changed, so a Ready tester at rest costs no API writes.
+
+mod access;
+mod cleanup;
+mod deployment;
+mod email;
+mod gate;
+mod gateway;
+mod install;
+mod machine;
+mod pass;
+mod schedule;
+
+use std::{sync::Arc, time::Duration};
+
+use kube::{
+    Api, ResourceExt,
+    runtime::{
+        controller::Action,
+        finalizer::{Event as Finalizer, finalizer},
+    },
+};
+use tracing::{info, instrument, warn};
+
+pub use pass::{MANAGER, Pass, conditions};
+pub use schedule::pool_nodes;
+
+use crate::{
+    context::Context,
+    error::{Error, Result},
+    resources::Tester,
+};
+
+/// The finalizer that keeps a Tester until nothing of it is left on the grid.
+pub const FINALIZER: &str = "sandbox.hero.dev/cleanup";
+
+/// What a step tells the pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Flow {
+    /// The step's condition holds; go on.
+    Continue,
+    /// Stop here and look again after the given time (or on the next watch event).
+    Requeue(Duration),
+}
+
+/// Reconciles one Tester (the entry point given to the kube-runtime Controller).
+#[instrument(skip_all, fields(tester = %format!("{}/{}", tester.namespace().unwrap_or_default(), tester.name_any())))]
+pub async fn reconcile(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.metrics.reconciles.with_label_values(&["tester"]).inc();
+    let ns = tester
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<Tester> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, tester, |event| async {
+        match event {
+            Finalizer::Apply(t) => apply(t, ctx.clone()).await,
+            Finalizer::Cleanup(t) => cleanup::cleanup(t, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeue policy on errors: a step already recorded the error in its condition.
+pub fn error_policy(tester: Arc<Tester>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .errors
+        .with_label_values(&["tester", "reconcile", error.label()])
+        .inc();
+    warn!(tester = %tester.name_any(), error = %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the steps in order until one stops the pass.
+async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
+    let mut pass = Pass::new(&tester, &ctx)?;
+    let flow = run_steps(&mut pass).await;
+    pass.conclude().await?;
+    match flow {
+        Ok(Flow::Continue) => Ok(Action::requeue(ctx.config.resync)),
+        Ok(Flow::Requeue(after)) => Ok(Action::requeue(after)),
+        Err(e) => Err(e),
+    }
+}
+
+async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
+    macro_rules! step {
+        ($name:literal, $cond:expr, $f:expr) => {{
+            let timer = pass.ctx.metrics.step_duration.with_label_values(&[$name]).start_timer();
+            let out = $f.await;
+            timer.observe_duration();
+            match out {
+                Ok(Flow::Continue) => {}
+                Ok(flow) => return Ok(flow),
+                Err(e) => {
+                    pass.ctx.metrics.errors.with_label_values(&["tester", $name, e.label()]).inc();
+                    let retry = matches!(&e, Error::Grid { source, .. } if source.is_retry_later());
+                    let reason = if retry { "GridRetrying" } else { "Error" };
+                    pass.set($cond, false, reason, &e.to_string());
+                    if retry {
+                        info!(step = $name, error = %e, "grid asked to retry later");
+                        return Ok(Flow::Requeue(pass.backoff($cond)));
+                    }
+                    return Err(e);
+                }
+            }
+        }};
+    }
+    machine::rebuild_if_asked(pass).await?;
+    step!("schedule", conditions::SCHEDULED, schedule::schedule(pass));
+    step!("machine", conditions::MACHINE_READY, machine::machine(pass));
+    step!("gateway", conditions::GATEWAY_READY, gateway::gateway(pass));
+    step!("gate", conditions::GATE_SECURED, gate::gate(pass));
+    step!(
+        "tokens",
+        conditions::TOKENS_REGISTERED,
+        access::tokens(pass)
+    );
+    step!("install", conditions::INSTALLED, install::install(pass));
+    pass.mark_ready();
+    step!(
+        "email",
+        conditions::WELCOME_EMAIL_SENT,
+        email::welcome_email(pass)
+    );
+    Ok(Flow::Continue)
+}

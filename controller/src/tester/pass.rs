@@ -1,0 +1,303 @@
+//! One reconcile pass over a Tester: the working copy of its status, condition setting, and the
+//! single place where status is written and Events are published.
+
+use std::time::Duration;
+
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::events::{Event, EventType},
+};
+use serde_json::json;
+
+use crate::{
+    context::Context,
+    error::{Error, KubeContext, Result},
+    resources::{ConditionExt, Tester, TesterStatus, find_condition},
+};
+
+/// Condition types of a Tester, in step order.
+pub mod conditions {
+    /// A node was chosen by real free disk and memory.
+    pub const SCHEDULED: &str = "Scheduled";
+    /// The VM is deployed and answers on the private network.
+    pub const MACHINE_READY: &str = "MachineReady";
+    /// The public gateway name routes to the VM.
+    pub const GATEWAY_READY: &str = "GatewayReady";
+    /// The sign-in gate is configured and proven to work.
+    pub const GATE_SECURED: &str = "GateSecured";
+    /// The engine token is registered and proven; keys and access are on the machine.
+    pub const TOKENS_REGISTERED: &str = "TokensRegistered";
+    /// The app stack is installed from the chosen channel.
+    pub const INSTALLED: &str = "Installed";
+    /// Everything above holds, checked in this pass.
+    pub const READY: &str = "Ready";
+    /// The welcome email went out (or why not).
+    pub const WELCOME_EMAIL_SENT: &str = "WelcomeEmailSent";
+    /// The release catalog has newer versions than those installed.
+    pub const UPDATE_AVAILABLE: &str = "UpdateAvailable";
+
+    /// The conditions `Ready` requires, in order.
+    pub const REQUIRED: [&str; 6] = [
+        SCHEDULED,
+        MACHINE_READY,
+        GATEWAY_READY,
+        GATE_SECURED,
+        TOKENS_REGISTERED,
+        INSTALLED,
+    ];
+    /// Every condition a Tester carries from its first reconcile.
+    pub const ALL: [&str; 9] = [
+        SCHEDULED,
+        MACHINE_READY,
+        GATEWAY_READY,
+        GATE_SECURED,
+        TOKENS_REGISTERED,
+        INSTALLED,
+        READY,
+        WELCOME_EMAIL_SENT,
+        UPDATE_AVAILABLE,
+    ];
+}
+
+/// The field manager of every write the controller makes.
+pub const MANAGER: &str = "sandbox-controller";
+
+/// A pass over one Tester.
+pub struct Pass<'a> {
+    /// Shared context.
+    pub ctx: &'a Context,
+    /// The Tester as the watch delivered it.
+    pub tester: &'a Tester,
+    /// Its namespace.
+    pub ns: String,
+    /// Its name.
+    pub name: String,
+    /// Its UID: the key of everything the controller makes for it on the grid.
+    pub uid: String,
+    /// The status being built.
+    pub status: TesterStatus,
+    written: TesterStatus,
+    events: Vec<Event>,
+}
+
+impl<'a> Pass<'a> {
+    /// Starts a pass from the Tester's current status; every condition is present (Unknown
+    /// until its step says otherwise).
+    pub fn new(tester: &'a Tester, ctx: &'a Context) -> Result<Self> {
+        let written = tester.status.clone().unwrap_or_default();
+        let mut status = written.clone();
+        let now = Time(Timestamp::now());
+        for type_ in conditions::ALL {
+            if find_condition(&status.conditions, type_).is_none() {
+                status.conditions.set_condition(
+                    condition(type_, "Unknown", "Pending", "not checked yet", tester),
+                    now.clone(),
+                );
+            }
+        }
+        Ok(Self {
+            ctx,
+            tester,
+            ns: tester
+                .namespace()
+                .ok_or(Error::MissingField("metadata.namespace"))?,
+            name: tester.name_any(),
+            uid: tester.uid().ok_or(Error::MissingField("metadata.uid"))?,
+            status,
+            written,
+            events: Vec::new(),
+        })
+    }
+
+    /// The Tester API of this namespace.
+    pub fn api(&self) -> Api<Tester> {
+        Api::namespaced(self.ctx.client.clone(), &self.ns)
+    }
+
+    /// Sets a condition to True or False; a transition is also published as an Event.
+    pub fn set(&mut self, type_: &str, ok: bool, reason: &str, message: &str) {
+        self.set_status(type_, if ok { "True" } else { "False" }, reason, message);
+    }
+
+    /// Sets a condition to any status (`True`, `False`, `Unknown`).
+    pub fn set_status(&mut self, type_: &str, status: &str, reason: &str, message: &str) {
+        let before = find_condition(&self.status.conditions, type_)
+            .map(|c| (c.status.clone(), c.reason.clone()));
+        let changed = before
+            .as_ref()
+            .is_none_or(|(s, r)| s != status || r != reason);
+        self.status.conditions.set_condition(
+            condition(type_, status, reason, message, self.tester),
+            Time(Timestamp::now()),
+        );
+        if changed && status != "Unknown" {
+            self.event(
+                if status == "False" {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason,
+                &format!("{type_}={status}: {message}"),
+            );
+        }
+    }
+
+    /// Whether a condition is True.
+    pub fn is_true(&self, type_: &str) -> bool {
+        find_condition(&self.status.conditions, type_).is_some_and(|c| c.status == "True")
+    }
+
+    /// The current condition of `type_`.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        find_condition(&self.status.conditions, type_)
+    }
+
+    /// Whether a condition is True and was confirmed for the current generation: a step uses
+    /// this to skip re-configuring what it already configured (it still verifies).
+    pub fn done_for_generation(&self, type_: &str) -> bool {
+        self.condition(type_).is_some_and(|c| {
+            c.status == "True" && c.observed_generation == self.tester.metadata.generation
+        })
+    }
+
+    /// Queues an Event about this Tester (published after the status is written).
+    pub fn event(&mut self, type_: EventType, reason: &str, note: &str) {
+        self.events.push(Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        });
+    }
+
+    /// How long to wait before looking again at a condition that is not yet true: grows with
+    /// the time it has been so (1 s at first, at most 30 s), so a VM that takes minutes to
+    /// become reachable is polled with backoff, never given up on.
+    pub fn backoff(&self, type_: &str) -> Duration {
+        let since = self
+            .condition(type_)
+            .map(|c| {
+                Timestamp::now()
+                    .duration_since(c.last_transition_time.0)
+                    .as_secs_f64()
+            })
+            .unwrap_or(0.0)
+            .max(0.0);
+        Duration::from_secs_f64((since / 4.0).clamp(1.0, 30.0))
+    }
+
+    /// Sets `Ready` from the required conditions.
+    pub fn mark_ready(&mut self) {
+        let missing = conditions::REQUIRED
+            .iter()
+            .find(|c| !self.is_true(c))
+            .copied();
+        match missing {
+            None => {
+                if !self.is_true(conditions::READY)
+                    && let Some(created) = self.tester.meta().creation_timestamp.as_ref()
+                {
+                    let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
+                    self.ctx.metrics.time_to_ready.observe(secs);
+                }
+                self.set(
+                    conditions::READY,
+                    true,
+                    "AllStepsReady",
+                    "every step holds: the tester can sign in and work",
+                );
+            }
+            Some(c) => {
+                let why = self
+                    .condition(c)
+                    .map(|c| c.reason.clone())
+                    .unwrap_or_default();
+                self.set(
+                    conditions::READY,
+                    false,
+                    &format!("{c}NotReady"),
+                    &format!("waiting for {c} ({why})"),
+                );
+            }
+        }
+    }
+
+    /// Writes the status if it changed (server-side apply of the whole status, owned by the
+    /// controller). Used at the end of a pass and before any grid call whose result must not be
+    /// lost (a placement, a contract id).
+    pub async fn persist(&mut self) -> Result<()> {
+        self.status.observed_generation = self.tester.metadata.generation;
+        if self.status == self.written {
+            return Ok(());
+        }
+        self.ctx.kube_turn().await;
+        let patch = json!({
+            "apiVersion": "sandbox.hero.dev/v1alpha1",
+            "kind": "Tester",
+            "status": self.status,
+        });
+        self.api()
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .kube("writing the Tester status")?;
+        self.ctx.count_write("patch", "testers/status");
+        self.written = self.status.clone();
+        Ok(())
+    }
+
+    /// Ends the pass: `Ready` and `phase` from the conditions, one status write if anything
+    /// changed, then the Events.
+    pub async fn conclude(&mut self) -> Result<()> {
+        self.mark_ready();
+        self.status.phase = Some(self.phase().to_string());
+        self.persist().await?;
+        let reference = self.tester.object_ref(&());
+        for event in std::mem::take(&mut self.events) {
+            self.ctx.kube_turn().await;
+            if self.ctx.recorder.publish(&event, &reference).await.is_ok() {
+                self.ctx.count_write("create", "events");
+            }
+        }
+        Ok(())
+    }
+
+    fn phase(&self) -> &'static str {
+        use conditions::*;
+        if self.tester.metadata.deletion_timestamp.is_some() {
+            return "Deleting";
+        }
+        match conditions::REQUIRED
+            .iter()
+            .find(|c| !self.is_true(c))
+            .copied()
+        {
+            None => "Ready",
+            Some(SCHEDULED) if self.status.placement.is_none() => "Pending",
+            Some(SCHEDULED | MACHINE_READY) => "Provisioning",
+            Some(INSTALLED) => "Installing",
+            Some(_) => "Configuring",
+        }
+    }
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: &str, tester: &Tester) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.chars().take(2000).collect(),
+        observed_generation: tester.metadata.generation,
+        last_transition_time: Time(Timestamp::now()),
+    }
+}

@@ -1,0 +1,193 @@
+//! Step `Scheduled`: choose a node of the HostPool by real free disk and memory.
+
+use std::time::{Duration, Instant};
+
+use kube::Api;
+
+use super::{Flow, Pass, conditions::SCHEDULED};
+use crate::{
+    context::{Context, PoolNodes},
+    error::{KubeContext, Result},
+    resources::{HostPool, Placement, Tester},
+    scheduler::{Holding, Need, NodeView, place},
+};
+
+/// How old a node listing may be when a placement is decided from it. The ledger makes an old
+/// listing safe (it subtracts what the listing does not show yet); a fresh one finds capacity
+/// that others freed.
+const LISTING_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// Owns `Scheduled`. Records the placement in the status before anything is created on the
+/// grid, while holding the ledger, so two testers never take the same last place.
+pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
+    let pool_name = pass.tester.spec.host_pool.clone();
+    pass.ctx.kube_turn().await;
+    let pools: Api<HostPool> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    let Some(pool) = pools
+        .get_opt(&pool_name)
+        .await
+        .kube("reading the Tester's HostPool")?
+    else {
+        pass.set(
+            SCHEDULED,
+            false,
+            "HostPoolNotFound",
+            &format!(
+                "HostPool {pool_name:?} does not exist in namespace {:?}",
+                pass.ns
+            ),
+        );
+        return Ok(Flow::Requeue(Duration::from_secs(300)));
+    };
+    let need = need(pass.tester, &pool);
+
+    if let Some(p) = pass.status.placement.clone() {
+        let mut ledger = pass.ctx.ledger.lock().await;
+        if ledger.holding(&pass.uid).is_none() {
+            ledger.hold(
+                &pass.uid,
+                Holding {
+                    node_id: p.node_id,
+                    need,
+                    counted_after: None,
+                },
+            );
+        }
+        drop(ledger);
+        let msg = format!("placed on node {} of HostPool {pool_name}", p.node_id);
+        pass.set(SCHEDULED, true, "Placed", &msg);
+        return Ok(Flow::Continue);
+    }
+
+    let key = format!("{}/{pool_name}", pass.ns);
+    let listing = pool_nodes(pass.ctx, &key, &pool, LISTING_MAX_AGE).await?;
+    let mut ledger = pass.ctx.ledger.lock().await;
+    let rooms = ledger.rooms(&listing.nodes, listing.listed_at);
+    match place(&rooms, need, pool.spec.placement) {
+        Ok(node_id) => {
+            ledger.hold(
+                &pass.uid,
+                Holding {
+                    node_id,
+                    need,
+                    counted_after: None,
+                },
+            );
+            pass.status.placement = Some(Placement {
+                node_id,
+                cpu: need.cpu,
+                memory_bytes: need.memory,
+                disk_bytes: need.disk,
+            });
+            pass.status.host = Some(format!("node-{node_id}"));
+            pass.set(
+                SCHEDULED,
+                true,
+                "Placed",
+                &format!("placed on node {node_id} of HostPool {pool_name}"),
+            );
+            if let Err(e) = pass.persist().await {
+                ledger.release(&pass.uid);
+                pass.status.placement = None;
+                pass.status.host = None;
+                return Err(e);
+            }
+            Ok(Flow::Continue)
+        }
+        Err(why) => {
+            let gib = |b: u64| b >> 30;
+            let best = rooms
+                .iter()
+                .filter(|r| r.node.online)
+                .max_by_key(|r| (r.disk, r.memory));
+            let detail = match best {
+                Some(r) => format!(
+                    "the roomiest online node, {}, has {} GiB disk and {} GiB memory free",
+                    r.node.node_id,
+                    gib(r.disk),
+                    gib(r.memory)
+                ),
+                None => format!("none of the pool's {} nodes is online", rooms.len()),
+            };
+            let msg = format!(
+                "no node of HostPool {pool_name} fits {} GiB disk and {} GiB memory: {detail}; nothing was created on the grid, retrying when capacity changes",
+                gib(need.disk),
+                gib(need.memory)
+            );
+            pass.set(SCHEDULED, false, why.reason(), &msg);
+            Ok(Flow::Requeue(Duration::from_secs(300)))
+        }
+    }
+}
+
+/// What the tester's machine needs: the Tester's overrides, else the pool's `perTester`.
+pub fn need(tester: &Tester, pool: &HostPool) -> Need {
+    let d = &pool.spec.per_tester;
+    let o = tester.spec.resources.clone().unwrap_or_default();
+    Need::from_gib(
+        o.cpu.unwrap_or(d.cpu),
+        o.memory_gib.unwrap_or(d.memory_gib),
+        o.disk_gib.unwrap_or(d.disk_gib),
+    )
+}
+
+/// The pool's nodes: the cached listing if younger than `max_age`, else a fresh one.
+pub async fn pool_nodes(
+    ctx: &Context,
+    key: &str,
+    pool: &HostPool,
+    max_age: Duration,
+) -> Result<PoolNodes> {
+    if let Some(cached) = ctx.pools.lock().expect("pools lock").get(key).cloned()
+        && cached.listed_at.elapsed() < max_age
+    {
+        return Ok(cached);
+    }
+    let listed_at = Instant::now();
+    let nodes = list_pool_nodes(ctx, pool).await?;
+    let listing = PoolNodes { nodes, listed_at };
+    ctx.pools
+        .lock()
+        .expect("pools lock")
+        .insert(key.to_string(), listing.clone());
+    Ok(listing)
+}
+
+async fn list_pool_nodes(ctx: &Context, pool: &HostPool) -> Result<Vec<NodeView>> {
+    let mut filter = gridshim::api::NodeFilter {
+        size: Some(1000),
+        ..Default::default()
+    };
+    if let Some(farm) = pool.spec.farm {
+        filter.farm_ids = Some(farm.to_string());
+    }
+    let mut out = Vec::new();
+    for page in 1.. {
+        filter.page = Some(page);
+        let got = ctx.grid("list_nodes", ctx.grid.list_nodes(&filter)).await?;
+        let n = got.nodes.len();
+        out.extend(
+            got.nodes
+                .iter()
+                .filter(|node| pool.spec.farm.is_some() || pool.spec.nodes.contains(&node.node_id))
+                .map(NodeView::from_node),
+        );
+        if n < 1000 {
+            break;
+        }
+    }
+    // A listed id the grid does not know is reported as an offline node, not dropped.
+    for id in &pool.spec.nodes {
+        if !out.iter().any(|n| n.node_id == *id) {
+            out.push(NodeView {
+                node_id: *id,
+                online: false,
+                domain: None,
+                free_memory: 0,
+                free_disk: 0,
+            });
+        }
+    }
+    out.sort_by_key(|n| n.node_id);
+    Ok(out)
+}

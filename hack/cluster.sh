@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The local control plane, assembled as k3s assembles it: kine (etcd API over SQLite) on a unix
+# socket, kube-apiserver on 127.0.0.1 with TLS, client-certificate admin and RBAC, and
+# kube-controller-manager for garbage collection, namespace deletion and service-account tokens.
+#
+#   hack/cluster.sh up       start (or reuse) it; prints the KUBECONFIG line
+#   hack/cluster.sh down     stop it; data stays in .run/cluster
+#   hack/cluster.sh reset    stop it and delete its data
+#   hack/cluster.sh status   say whether it answers
+#
+# If KUBECONFIG points at a reachable cluster (your own k3s), `up` uses that instead.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "$root/hack/lib.sh"
+data="${CLUSTER_DIR:-$root/.run/cluster}"
+port="${CLUSTER_PORT:-16443}"
+kubeconfig="$data/kubeconfig"
+pki="$data/pki"
+logs="$data/logs"
+
+readyz() {
+  curl -fsS --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "https://127.0.0.1:$port/readyz" >/dev/null 2>&1
+}
+
+pid_alive() { [ -f "$data/$1.pid" ] && kill -0 "$(cat "$data/$1.pid")" 2>/dev/null; }
+
+gen_pki() {
+  [ -f "$pki/admin.crt" ] && return 0
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+      -subj "/CN=hero-sandbox-ca" 2>/dev/null
+    cat > server.ext <<EOT
+subjectAltName=IP:127.0.0.1,IP:10.43.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+extendedKeyUsage=serverAuth
+EOT
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=kube-apiserver" 2>/dev/null
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+      -days 3650 -extfile server.ext 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' > client.ext
+    openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr \
+      -subj "/O=system:masters/CN=admin" 2>/dev/null
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt \
+      -days 3650 -extfile client.ext 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f ./*.csr ./*.ext
+  )
+}
+
+write_kubeconfig() {
+  cat > "$kubeconfig" <<EOT
+apiVersion: v1
+kind: Config
+clusters:
+- name: hero-sandbox
+  cluster:
+    server: https://127.0.0.1:$port
+    certificate-authority: $pki/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $pki/admin.crt
+    client-key: $pki/admin.key
+contexts:
+- name: hero-sandbox
+  context: {cluster: hero-sandbox, user: admin, namespace: default}
+current-context: hero-sandbox
+EOT
+}
+
+start() {
+  local name="$1"; shift
+  pid_alive "$name" && return 0
+  nohup "$@" >"$logs/$name.log" 2>&1 &
+  echo $! > "$data/$name.pid"
+}
+
+up() {
+  if [ -n "${KUBECONFIG:-}" ] && [ "$KUBECONFIG" != "$kubeconfig" ] \
+     && "$TOOLS_BIN/kubectl" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then
+    echo "using the cluster KUBECONFIG points at ($KUBECONFIG)" >&2
+    echo "export KUBECONFIG=$KUBECONFIG"
+    return 0
+  fi
+  "$root/hack/build-tools.sh" kine kubernetes
+  mkdir -p "$data" "$logs"
+  exec 9>"$data/.lock"
+  flock 9
+  gen_pki
+  write_kubeconfig
+  if ! readyz; then
+    start kine "$TOOLS_BIN/kine" \
+      --endpoint "sqlite://$data/state.db?_journal=WAL&cache=shared&_busy_timeout=30000" \
+      --listen-address "unix://$data/kine.sock" --metrics-bind-address 0
+    start kube-apiserver "$TOOLS_BIN/kube-apiserver" \
+      --etcd-servers "unix://$data/kine.sock" \
+      --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+      --endpoint-reconciler-type none \
+      --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
+      --client-ca-file "$pki/ca.crt" \
+      --authorization-mode RBAC \
+      --service-account-issuer https://kubernetes.default.svc \
+      --service-account-key-file "$pki/sa.pub" \
+      --service-account-signing-key-file "$pki/sa.key" \
+      --api-audiences https://kubernetes.default.svc \
+      --service-cluster-ip-range 10.43.0.0/16 \
+      --enable-priority-and-fairness=false \
+      --max-requests-inflight 2000 --max-mutating-requests-inflight 1000 \
+      --profiling=false --storage-media-type application/json
+    local i
+    for i in $(seq 1 240); do
+      readyz && break
+      if ! pid_alive kube-apiserver; then
+        echo "kube-apiserver exited; last lines of $logs/kube-apiserver.log:" >&2
+        tail -n 20 "$logs/kube-apiserver.log" >&2
+        exit 1
+      fi
+      sleep 0.5
+    done
+    readyz || { echo "kube-apiserver not ready after 120 s; see $logs" >&2; exit 1; }
+  fi
+  start kube-controller-manager "$TOOLS_BIN/kube-controller-manager" \
+    --kubeconfig "$kubeconfig" \
+    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --use-service-account-credentials=false --leader-elect=false \
+    --bind-address 127.0.0.1 --secure-port 0
+  echo "control plane ready at https://127.0.0.1:$port (logs in $logs)" >&2
+  echo "export KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  local name
+  for name in kube-controller-manager kube-apiserver kine; do
+    if pid_alive "$name"; then
+      kill "$(cat "$data/$name.pid")" 2>/dev/null || true
+      for _ in $(seq 1 50); do pid_alive "$name" || break; sleep 0.2; done
+      pid_alive "$name" && kill -9 "$(cat "$data/$name.pid")" 2>/dev/null || true
+    fi
+    rm -f "$data/$name.pid"
+  done
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  reset) down; rm -rf "$data" ;;
+  status) if readyz; then echo "up: https://127.0.0.1:$port"; else echo "down"; exit 1; fi ;;
+  *) echo "usage: $0 up|down|reset|status" >&2; exit 2 ;;
+esac
