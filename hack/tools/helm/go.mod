@@ -1,5 +1,7 @@
-// Wrapper module: builds helm (v4 reads the Kubernetes version it reports from its build info,
-// so no -ldflags are needed for `helm version` or `.Capabilities.KubeVersion`).
+// Wrapper module: builds helm. Helm v4 derives the Kubernetes version it reports (`helm version`
+// KubeClientVersion, .Capabilities.KubeVersion: v1.37) from client-go in its build info, so no
+// -ldflags are needed for that. Its own version prints as the source default "v4.3" unless the
+// build adds -X helm.sh/helm/v4/internal/version.version=v4.3.1.
 module hero.dev/hack/tools/helm
 
 go 1.26.0
