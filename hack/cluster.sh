@@ -76,7 +76,8 @@ EOT
 start() {
   local name="$1"; shift
   pid_alive "$name" && return 0
-  nohup "$@" >"$logs/$name.log" 2>&1 &
+  # 9>&- : the children must not inherit the lock, or they would hold it forever.
+  nohup "$@" >"$logs/$name.log" 2>&1 9>&- &
   echo $! > "$data/$name.pid"
 }
 

@@ -71,7 +71,7 @@ pub struct TesterSpec {
     /// Further accounts allowed through the sign-in gate. The administrators and the tester
     /// are always allowed and need not be listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 50), inner(length(max = 40)))]
     #[x_kube(validation = Rule::new("self.all(a, size(a) <= 40 && a.matches('^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$'))")
         .message("allowedAccounts entries must be account names: 1-40 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit"))]
     pub allowed_accounts: Vec<String>,
@@ -98,7 +98,7 @@ pub struct TesterSpec {
     /// Names of the SharedEngines (in this namespace) the tester's machine uses; a token is
     /// registered with each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 63)))]
     #[x_kube(validation = Rule::new("self.all(e, size(e) <= 63 && e.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))")
         .message("sharedEngines entries must be SharedEngine names: lowercase letters, digits and '-', at most 63 characters"))]
     pub shared_engines: Vec<String>,
@@ -107,7 +107,7 @@ pub struct TesterSpec {
     /// `anthropic`): each names a key in the operator's AI-keys Secret. A provider without a
     /// key there is reported in the `TokensRegistered` condition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 40)))]
     #[x_kube(validation = Rule::new("self.all(p, size(p) <= 40 && p.matches('^[a-z0-9][a-z0-9_-]*$'))")
         .message("aiProviders entries must be provider names: lowercase letters, digits, '-' and '_'"))]
     pub ai_providers: Vec<String>,
