@@ -5,7 +5,10 @@
 //! kube-apiserver (on kine), and the processes under test run as separate processes.
 
 pub mod cluster;
+pub mod fixtures;
 pub mod procs;
+pub mod stack;
+pub mod wait;
 
 pub use cluster::{Cluster, TestNamespace, cluster, kubectl};
 pub use procs::{Process, repo_root, target_bin};

@@ -1,0 +1,76 @@
+//! Objects the tests apply, as builders that read like the sentence they stand for.
+
+use serde_json::{Value, json};
+
+/// A HostPool over `nodes` where each tester needs `disk_gib` disk and `memory_gib` memory.
+pub fn host_pool(name: &str, nodes: &[u32], disk_gib: u32, memory_gib: u32) -> String {
+    serde_json::to_string(&json!({
+        "apiVersion": "sandbox.hero.dev/v1alpha1",
+        "kind": "HostPool",
+        "metadata": {"name": name},
+        "spec": {"nodes": nodes, "perTester": {"cpu": 1, "memoryGiB": memory_gib, "diskGiB": disk_gib}},
+    }))
+    .unwrap()
+}
+
+/// A SharedEngine of kind `engine` served at `url`.
+pub fn shared_engine(engine: &str, url: &str) -> String {
+    serde_json::to_string(&json!({
+        "apiVersion": "sandbox.hero.dev/v1alpha1",
+        "kind": "SharedEngine",
+        "metadata": {"name": engine},
+        "spec": {"engine": engine, "url": url, "tokenStore": {"url": format!("{url}/admin")}},
+    }))
+    .unwrap()
+}
+
+/// The operator's AI-provider keys Secret.
+pub fn ai_keys(keys: &[(&str, &str)]) -> String {
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    serde_json::to_string(&json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "ai-provider-keys"},
+        "stringData": data,
+    }))
+    .unwrap()
+}
+
+/// A Tester builder.
+pub struct TesterBuilder {
+    doc: Value,
+}
+
+/// A Tester named `name` for account `account` on pool `pool`, welcome email off.
+pub fn tester(name: &str, account: &str, pool: &str) -> TesterBuilder {
+    TesterBuilder {
+        doc: json!({
+            "apiVersion": "sandbox.hero.dev/v1alpha1",
+            "kind": "Tester",
+            "metadata": {"name": name},
+            "spec": {
+                "accountName": account,
+                "email": format!("{}@example.com", account.to_lowercase()),
+                "accountType": "Existing",
+                "hostPool": pool,
+                "welcomeEmail": false,
+            },
+        }),
+    }
+}
+
+impl TesterBuilder {
+    /// Sets a spec field.
+    pub fn with(mut self, field: &str, value: Value) -> Self {
+        self.doc["spec"][field] = value;
+        self
+    }
+
+    /// The YAML/JSON document.
+    pub fn build(&self) -> String {
+        serde_json::to_string(&self.doc).unwrap()
+    }
+}

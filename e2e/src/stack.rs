@@ -1,0 +1,256 @@
+//! The parts under test, started for real: gridshim (instant profile), the npm OIDC provider,
+//! and the controller binary, each a separate process, wired to one test namespace.
+//!
+//! Every stack gets its own loopback range for the simulated private network and its own
+//! ports, and its controller watches only its own namespace, so tests run in parallel.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use gridshim::client::Admin;
+
+use crate::{Process, cluster, repo_root, target_bin};
+
+/// A node of a test grid.
+#[derive(Clone, Debug)]
+pub struct TestNode {
+    /// Node id.
+    pub id: u32,
+    /// Total SSD in GiB.
+    pub sru_gib: u64,
+    /// Total memory in GiB.
+    pub mru_gib: u64,
+    /// Gateway domain (`None`: the node cannot host a tester).
+    pub domain: Option<String>,
+}
+
+impl TestNode {
+    /// A node with a gateway domain.
+    pub fn new(id: u32, sru_gib: u64, mru_gib: u64) -> Self {
+        Self {
+            id,
+            sru_gib,
+            mru_gib,
+            domain: Some(format!("n{id}.grid.localhost")),
+        }
+    }
+}
+
+/// Picks a free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+static NEXT_PREFIX: AtomicU32 = AtomicU32::new(0);
+
+/// A running gridshim.
+pub struct Gridshim {
+    /// The process.
+    pub process: Process,
+    /// API base URL.
+    pub url: String,
+    /// Port of the public gateway.
+    pub gateway_port: u16,
+    /// Loopback prefix of the private network, e.g. `127.101`.
+    pub prefix: String,
+    /// The admin client (faults, inspection).
+    pub admin: Admin,
+    /// Working directory (config, database).
+    pub dir: PathBuf,
+}
+
+/// The controller's twin in every test grid.
+pub const TWIN: u32 = 7;
+/// Its secret.
+pub const TWIN_SECRET: &str = "controller-secret";
+/// The other twin (owner of names that are not ours).
+pub const OTHER_TWIN: u32 = 99;
+
+impl Gridshim {
+    /// Starts gridshim with `nodes` on the instant profile; `extra` is appended to the config.
+    pub fn start(nodes: &[TestNode], extra: &str) -> anyhow::Result<Self> {
+        let n = NEXT_PREFIX.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("127.{}", 100 + (std::process::id() + n * 7) % 150);
+        let dir = std::env::temp_dir().join(format!("e2e-gridshim-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let gateway_port = free_port();
+        let api_port = free_port();
+        let mut yaml = format!(
+            "listen: 127.0.0.1:{api_port}\ndb: gridshim.db\nprofile: instant\ntime_scale: 1\n\
+             twins:\n  - {{id: {TWIN}, secret: {TWIN_SECRET}}}\n  - {{id: {OTHER_TWIN}, secret: other-secret}}\n\
+             gateway:\n  listen: 127.0.0.1:{gateway_port}\n\
+             private_network:\n  loopback_prefix: \"{prefix}\"\n  agent_port: 7070\n  web_port: 8080\n\
+             engines:\n  embedder_port: 7801\n  voice_port: 7802\n\
+             catalog:\n  file: {catalog}\n\
+             nodes:\n",
+            catalog = repo_root().join("gridshim/gridshim.catalog.yaml").display(),
+        );
+        for node in nodes {
+            yaml.push_str(&format!(
+                "  - {{id: {}, farm_id: 1, cru: 64, mru_gib: {}, sru_gib: {}{}}}\n",
+                node.id,
+                node.mru_gib,
+                node.sru_gib,
+                node.domain
+                    .as_ref()
+                    .map(|d| format!(", domain: {d}"))
+                    .unwrap_or_default()
+            ));
+        }
+        yaml.push_str(extra);
+        let config = dir.join("gridshim.yaml");
+        std::fs::write(&config, yaml)?;
+        let mut cmd = Command::new(target_bin("gridshim"));
+        cmd.args(["--config", config.to_str().unwrap(), "--reset"]);
+        let process = Process::spawn(cmd)?;
+        let line = process.wait_for_line("gridshim listening on ", Duration::from_secs(30))?;
+        let url = line
+            .split("gridshim listening on ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string();
+        Ok(Self {
+            process,
+            admin: Admin::new(url.clone()),
+            url,
+            gateway_port,
+            prefix,
+            dir,
+        })
+    }
+
+    /// URL of an engine's call endpoint on the admin machine.
+    pub fn engine_url(&self, engine: &str) -> String {
+        let port = if engine == "voice" { 7802 } else { 7801 };
+        format!("http://{}.0.1:{port}", self.prefix)
+    }
+}
+
+/// A running OIDC provider (the npm `oidc-provider`, configured like Forgejo).
+pub struct Oidc {
+    /// The process.
+    pub process: Process,
+    /// Issuer URL.
+    pub issuer: String,
+}
+
+/// The client the gates use at the test provider.
+pub const OIDC_CLIENT_ID: &str = "gate";
+/// Its secret.
+pub const OIDC_CLIENT_SECRET: &str = "gate-dev-secret";
+
+impl Oidc {
+    /// Starts the provider on a free port (installing it first when needed; cached).
+    pub fn start() -> anyhow::Result<Self> {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("hack/oidc/start.sh"))
+            .env("OIDC_PORT", free_port().to_string());
+        let process = Process::spawn(cmd)?;
+        let line = process.wait_for_line("OIDC_READY issuer=", Duration::from_secs(120))?;
+        let issuer = line.split("issuer=").nth(1).unwrap().trim().to_string();
+        Ok(Self { process, issuer })
+    }
+}
+
+/// Secrets given to the controller in tests (the secrets-hygiene test searches for them).
+pub const AGENT_KEY: &str = "agent-key-e2e-7f3a9c";
+
+/// A running controller, watching one namespace.
+pub struct Controller {
+    /// The process.
+    pub process: Process,
+    /// Base URL of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Controller {
+    /// Starts the controller binary against `grid` and `oidc`, watching `namespace`, with
+    /// `extra` environment (e.g. `SMTP_URL`).
+    pub fn start(
+        namespace: &str,
+        grid: &Gridshim,
+        oidc: &Oidc,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let c = cluster();
+        let port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            ("KUBECONFIG".into(), c.kubeconfig.display().to_string()),
+            ("GRID_URL".into(), grid.url.clone()),
+            ("GRID_TWIN_ID".into(), TWIN.to_string()),
+            ("GRID_TWIN_SECRET".into(), TWIN_SECRET.into()),
+            ("AGENT_KEY".into(), AGENT_KEY.into()),
+            ("ADMINS".into(), "admin".into()),
+            ("OIDC_ISSUER".into(), oidc.issuer.clone()),
+            ("OIDC_CLIENT_ID".into(), OIDC_CLIENT_ID.into()),
+            ("OIDC_CLIENT_SECRET".into(), OIDC_CLIENT_SECRET.into()),
+            (
+                "SUPPORT_SSH_KEYS".into(),
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsupport support@team".into(),
+            ),
+            ("WATCH_NAMESPACE".into(), namespace.into()),
+            ("METRICS_ADDR".into(), format!("127.0.0.1:{port}")),
+            (
+                "PUBLIC_URL_FORMAT".into(),
+                format!("http://{{fqdn}}:{}/", grid.gateway_port),
+            ),
+            ("PROXY_LAG".into(), "0s".into()),
+            ("RESYNC".into(), "20s".into()),
+            ("POD_NAME".into(), format!("e2e-{namespace}")),
+            ("RUST_LOG".into(), "info,kube=warn".into()),
+        ];
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let process = Self::spawn(&env)?;
+        Ok(Self {
+            process,
+            metrics_url: format!("http://127.0.0.1:{port}"),
+            env,
+        })
+    }
+
+    fn spawn(env: &[(String, String)]) -> anyhow::Result<Process> {
+        let mut cmd = Command::new(target_bin("controller"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let process = Process::spawn(cmd).context("start the controller")?;
+        process.wait_for_line("scheduler ledger rebuilt", Duration::from_secs(30))?;
+        Ok(process)
+    }
+
+    /// Kills the controller with SIGKILL (no cleanup of any kind) and starts it again; returns
+    /// the output of the killed process.
+    pub fn kill_and_restart(&mut self) -> anyhow::Result<String> {
+        self.process.kill();
+        let out = self.process.output();
+        self.process = Self::spawn(&self.env)?;
+        Ok(out)
+    }
+
+    /// The metrics text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.metrics_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
