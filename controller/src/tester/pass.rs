@@ -262,6 +262,12 @@ impl<'a> Pass<'a> {
         self.mark_ready();
         self.status.phase = Some(self.phase().to_string());
         self.persist().await?;
+        self.publish_events().await;
+        Ok(())
+    }
+
+    /// Publishes the queued Events (best effort: an Event that cannot be written is dropped).
+    pub async fn publish_events(&mut self) {
         let reference = self.tester.object_ref(&());
         for event in std::mem::take(&mut self.events) {
             self.ctx.kube_turn().await;
@@ -269,7 +275,6 @@ impl<'a> Pass<'a> {
                 self.ctx.count_write("create", "events");
             }
         }
-        Ok(())
     }
 
     fn phase(&self) -> &'static str {
