@@ -243,14 +243,21 @@ impl<'a> Pass<'a> {
             "kind": "Tester",
             "status": self.status,
         });
-        self.api()
-            .patch_status(
-                &self.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
+        let params = PatchParams::apply(MANAGER).force();
+        match self
+            .api()
+            .patch_status(&self.name, &params, &Patch::Apply(&patch))
             .await
-            .kube("writing the Tester status")?;
+        {
+            Ok(_) => {}
+            // Deleted while this pass ran (its finalizer was released by an earlier pass).
+            Err(kube::Error::Api(s))
+                if s.code == 404 && self.tester.metadata.deletion_timestamp.is_some() =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e).kube("writing the Tester status"),
+        }
         self.ctx.count_write("patch", "testers/status");
         self.written = self.status.clone();
         Ok(())
