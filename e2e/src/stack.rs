@@ -130,6 +130,15 @@ impl Gridshim {
         })
     }
 
+    /// A node as the grid proxy lists it now.
+    pub async fn admin_node(&self, id: u32) -> gridshim::api::Node {
+        use gridshim::client::Grid;
+        gridshim::client::HttpGrid::new(self.url.clone(), TWIN, TWIN_SECRET)
+            .get_node(id)
+            .await
+            .expect("get node")
+    }
+
     /// URL of an engine's call endpoint on the admin machine.
     pub fn engine_url(&self, engine: &str) -> String {
         let port = if engine == "voice" { 7802 } else { 7801 };
@@ -252,5 +261,73 @@ impl Controller {
             .text()
             .await
             .unwrap()
+    }
+}
+
+/// A whole test stack: a namespace, gridshim, the OIDC provider and a controller watching the
+/// namespace, plus a Tester API for it.
+pub struct Stack {
+    /// The namespace.
+    pub ns: crate::TestNamespace,
+    /// gridshim.
+    pub grid: Gridshim,
+    /// The OIDC provider.
+    pub oidc: Oidc,
+    /// The controller (started by [`Stack::start`] unless asked not to).
+    pub controller: Option<Controller>,
+    /// Testers of the namespace.
+    pub api: kube::Api<controller::resources::Tester>,
+}
+
+impl Stack {
+    /// Starts everything; `grid_extra` is appended to gridshim's config, `env` goes to the
+    /// controller.
+    pub async fn start(
+        prefix: &str,
+        nodes: &[TestNode],
+        grid_extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut s = Self::without_controller(prefix, nodes, grid_extra).await;
+        s.start_controller(env);
+        s
+    }
+
+    /// Starts everything but the controller.
+    pub async fn without_controller(prefix: &str, nodes: &[TestNode], grid_extra: &str) -> Self {
+        let ns = crate::TestNamespace::new(prefix);
+        let grid = Gridshim::start(nodes, grid_extra).expect("start gridshim");
+        let oidc = Oidc::start().expect("start the OIDC provider");
+        let api = kube::Api::namespaced(cluster().client().await, &ns.name);
+        Self {
+            ns,
+            grid,
+            oidc,
+            controller: None,
+            api,
+        }
+    }
+
+    /// Starts the controller.
+    pub fn start_controller(&mut self, env: &[(&str, &str)]) {
+        self.controller = Some(
+            Controller::start(&self.ns.name, &self.grid, &self.oidc, env)
+                .expect("start the controller"),
+        );
+    }
+
+    /// `kubectl apply` of `doc` into the namespace; panics with kubectl's message on failure.
+    pub fn apply(&self, doc: &str) {
+        let out = self.ns.apply(doc);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The controller.
+    pub fn controller(&mut self) -> &mut Controller {
+        self.controller.as_mut().expect("controller started")
     }
 }

@@ -87,7 +87,7 @@ pub fn vm(
             Workload::new(
                 "disk",
                 WorkloadData::Zmount(Zmount {
-                    size: placement.disk_bytes,
+                    size: placement.disk_bytes - rootfs_size(placement.disk_bytes),
                 }),
             ),
             Workload::new(
@@ -111,7 +111,7 @@ pub fn vm(
                             seed: keys.seed.clone(),
                         },
                     },
-                    size: 2 << 30,
+                    size: rootfs_size(placement.disk_bytes),
                     compute_capacity: ComputeCapacity {
                         cpu: placement.cpu.clamp(1, 255) as u8,
                         memory: placement.memory_bytes,
@@ -127,6 +127,14 @@ pub fn vm(
             ),
         ],
     }
+}
+
+/// The VM's root filesystem, carved out of the tester's disk so that the machine holds exactly
+/// the disk it was placed with (an eighth of it, between 256 MiB and 2 GiB).
+pub fn rootfs_size(disk_bytes: u64) -> u64 {
+    (disk_bytes / 8)
+        .clamp(256 << 20, 2 << 30)
+        .min(disk_bytes / 2)
 }
 
 /// The gateway deployment: `name` proxying to the VM's web side.

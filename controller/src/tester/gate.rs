@@ -55,14 +55,27 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
     );
     // The client secret cannot be read back; it is sent again whenever this step was not yet
     // proven for the current generation of the spec.
-    if current.as_ref() != Some(&wanted) || !pass.done_for_generation(GATE_SECURED) {
+    let drifted = current.as_ref() != Some(&wanted);
+    if drifted && pass.done_for_generation(GATE_SECURED) {
+        // The gate was proven and has changed or gone since: the tester is not safe until it
+        // is repaired, and the status says so before the repair starts.
+        pass.set(
+            GATE_SECURED,
+            false,
+            "GateDrifted",
+            "the machine's sign-in gate no longer has its configuration; repairing it",
+        );
+        pass.mark_ready();
+        pass.persist().await?;
+    }
+    if drifted || !pass.done_for_generation(GATE_SECURED) {
         pass.ctx
             .grid(
                 "agent_configure_gate",
                 pass.ctx.grid.agent_configure_gate(&target, &desired),
             )
             .await?;
-        if current.as_ref() != Some(&wanted) {
+        if drifted {
             pass.event(
                 EventType::Normal,
                 "GateConfigured",

@@ -1,0 +1,90 @@
+//! A minimal SMTP server that keeps what it receives: the welcome email goes through a real
+//! SMTP conversation (the controller's `lettre` client on one side), and tests read the mail.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpListener,
+};
+
+/// One received message.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    /// `RCPT TO` addresses.
+    pub to: Vec<String>,
+    /// The DATA part (headers and body).
+    pub data: String,
+}
+
+/// A running sink.
+pub struct SmtpSink {
+    /// `smtp://127.0.0.1:PORT`.
+    pub url: String,
+    mails: Arc<Mutex<Vec<Mail>>>,
+}
+
+impl SmtpSink {
+    /// Starts listening on a free loopback port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://{}", listener.local_addr().unwrap());
+        let mails: Arc<Mutex<Vec<Mail>>> = Arc::default();
+        let store = mails.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                    let mut mail = Mail {
+                        to: vec![],
+                        data: String::new(),
+                    };
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let upper = line.to_ascii_uppercase();
+                        let reply: &[u8] = if upper.starts_with("EHLO") {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        } else if upper.starts_with("RCPT TO:") {
+                            mail.to
+                                .push(line[8..].trim().trim_matches(['<', '>']).to_string());
+                            b"250 OK\r\n"
+                        } else if upper == "DATA" {
+                            let _ = w.write_all(b"354 go on\r\n").await;
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                mail.data.push_str(&l);
+                                mail.data.push('\n');
+                            }
+                            store.lock().unwrap().push(std::mem::replace(
+                                &mut mail,
+                                Mail {
+                                    to: vec![],
+                                    data: String::new(),
+                                },
+                            ));
+                            b"250 queued\r\n"
+                        } else if upper == "QUIT" {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            break;
+                        } else {
+                            b"250 OK\r\n"
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, mails }
+    }
+
+    /// Everything received so far.
+    pub fn mails(&self) -> Vec<Mail> {
+        self.mails.lock().unwrap().clone()
+    }
+}

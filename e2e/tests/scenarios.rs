@@ -1,0 +1,621 @@
+//! The controller under the conditions of the field: placement by real disk, a pool that fills,
+//! every grid fault of GRID.md, rebuilds, SIGKILLs, the welcome email, and secrets hygiene.
+//! Each test has its own namespace, gridshim, OIDC provider and controller process.
+
+use std::time::Duration;
+
+use controller::resources::{Tester, condition_status, find_condition};
+use e2e::{
+    fixtures::{ai_keys, host_pool, shared_engine, tester},
+    smtp::SmtpSink,
+    stack::{AGENT_KEY, OIDC_CLIENT_SECRET, Stack, TWIN_SECRET, TestNode},
+    wait,
+};
+use gridshim::api::{FaultKind, FaultMode, FaultScope, FaultSpec, NodeCondition, NodeStatus};
+use kube::api::ListParams;
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+fn cond(t: &Tester, type_: &str) -> (String, String) {
+    t.status
+        .as_ref()
+        .and_then(|s| find_condition(&s.conditions, type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+        .unwrap_or_default()
+}
+
+async fn testers(s: &Stack) -> Vec<Tester> {
+    s.api.list(&ListParams::default()).await.unwrap().items
+}
+
+fn fault(kind: FaultKind, mode: FaultMode, scope: FaultScope) -> FaultSpec {
+    FaultSpec { kind, mode, scope }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn placement_follows_free_disk_and_a_full_pool_creates_nothing() {
+    let nodes = [
+        TestNode::new(1, 300, 64),
+        TestNode::new(2, 1000, 64),
+        TestNode::new(3, 60, 64),
+        TestNode::new(4, 1000, 64),
+    ];
+    let s = Stack::start("placement", &nodes, "", &[]).await;
+    s.grid
+        .admin
+        .set_node(
+            4,
+            &NodeCondition {
+                status: Some(NodeStatus::Down),
+                healthy: Some(false),
+            },
+        )
+        .await
+        .unwrap();
+    s.apply(&host_pool("pool", &[1, 2], 50, 2));
+    s.apply(&host_pool("tiny", &[3], 50, 2));
+    s.apply(&host_pool("down", &[4], 50, 2));
+    s.apply(&tester("a", "a", "pool").build());
+    s.apply(&tester("b", "b", "tiny").build());
+    s.apply(&tester("c", "c", "missing").build());
+    s.apply(&tester("d", "d", "down").build());
+
+    let a = wait::condition(&s.api, "a", "Scheduled", "True", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.status
+            .as_ref()
+            .unwrap()
+            .placement
+            .as_ref()
+            .unwrap()
+            .node_id,
+        2,
+        "spread takes the node with more free disk"
+    );
+    let b = wait::condition(&s.api, "b", "Scheduled", "False", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(cond(&b, "Scheduled").1, "InsufficientDisk");
+    let c = wait::condition(&s.api, "c", "Scheduled", "False", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(cond(&c, "Scheduled").1, "HostPoolNotFound");
+    let d = wait::condition(&s.api, "d", "Scheduled", "False", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(cond(&d, "Scheduled").1, "NoNodeOnline");
+    for t in [&b, &c, &d] {
+        let st = t.status.as_ref().unwrap();
+        assert!(st.placement.is_none() && st.machine.is_none(), "{st:?}");
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+    }
+    wait::ready(&s.api, "a", TIMEOUT).await.unwrap();
+    // Nothing on the grid for the three that could not be placed.
+    let inspect = s.grid.admin.inspect().await.unwrap();
+    assert_eq!(inspect.vms.len(), 1, "{:?}", inspect.vms);
+    assert_eq!(inspect.names.len(), 1, "{:?}", inspect.names);
+    assert!(inspect.vms.iter().all(|v| v.node_id == 2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_testers_on_room_for_fifteen_and_freed_room_is_used() {
+    // 20 GiB SSD reserve + 15 × 10 GiB + 5 GiB spare: exactly 15 testers of 10 GiB fit.
+    let s = Stack::start("fifteen", &[TestNode::new(1, 175, 256)], "", &[]).await;
+    s.apply(&host_pool("pool", &[1], 10, 1));
+    let docs: Vec<String> = (0..20)
+        .map(|i| tester(&format!("t{i:02}"), &format!("user{i}"), "pool").build())
+        .collect();
+    let list = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{}]}}",
+        docs.join(",")
+    );
+    s.apply(&list);
+
+    let counts = |ts: &[Tester]| {
+        let ready = ts.iter().filter(|t| cond(t, "Ready").0 == "True").count();
+        let unschedulable = ts
+            .iter()
+            .filter(|t| cond(t, "Scheduled") == ("False".into(), "InsufficientDisk".into()))
+            .count();
+        (ready, unschedulable)
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let ts = testers(&s).await;
+        if counts(&ts) == (15, 5) {
+            break;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "expected 15 Ready and 5 unschedulable, got {:?}",
+            counts(&ts)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let inspect = s.grid.admin.inspect().await.unwrap();
+    assert_eq!(inspect.vms.len(), 15, "exactly 15 machines");
+    let node = &s.grid.admin_node(1).await;
+    assert!(
+        node.used_resources.sru <= node.total_resources.sru - 20 * (1 << 30),
+        "node over-committed: {node:?}"
+    );
+    let pool = s.ns.kubectl(&[
+        "get",
+        "hostpool",
+        "pool",
+        "-o",
+        "jsonpath={.status.fit}/{.status.testers}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&pool.stdout), "0/15");
+
+    // Freeing five places lets the five waiting testers in, without any poke.
+    let ready: Vec<String> = testers(&s)
+        .await
+        .into_iter()
+        .filter(|t| cond(t, "Ready").0 == "True")
+        .map(|t| t.metadata.name.unwrap())
+        .collect();
+    for name in &ready[..5] {
+        assert!(
+            s.ns.kubectl(&["delete", "tester", name, "--wait=false"])
+                .status
+                .success()
+        );
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let ts = testers(&s).await;
+        if ts.len() == 15 && counts(&ts) == (15, 0) {
+            break;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "after freeing 5: {:?} of {}",
+            counts(&ts),
+            ts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(s.grid.admin.inspect().await.unwrap().vms.len(), 15);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_grid_fault_once_and_the_controller_converges_without_leaks() {
+    let leftovers =
+        "leftover_names:\n  - {name: ourleftover1, twin_id: 7}\n  - {name: theirs1, twin_id: 99}\n";
+    let s = Stack::start(
+        "faults",
+        &[TestNode::new(1, 2000, 128), TestNode::new(2, 1000, 128)],
+        leftovers,
+        &[],
+    )
+    .await;
+    let any = FaultScope::default;
+    let once = FaultMode::Once;
+    for spec in [
+        fault(FaultKind::GatewayFailedButCreated, once, any()),
+        fault(FaultKind::DeployTimeoutButCreated, once, any()),
+        fault(
+            FaultKind::ResultWithoutAddress,
+            FaultMode::Count { count: 2 },
+            any(),
+        ),
+        fault(
+            FaultKind::CapacityRefusal,
+            once,
+            FaultScope {
+                node_id: Some(1),
+                ..any()
+            },
+        ),
+        fault(FaultKind::NodeUnreachable, once, any()),
+        fault(
+            FaultKind::ChainTimeoutAfterLanded,
+            FaultMode::Count { count: 2 },
+            any(),
+        ),
+        fault(FaultKind::StaleConnection, once, any()),
+        fault(FaultKind::SlowReachability { delay_ms: 1500 }, once, any()),
+        fault(FaultKind::ServiceStartRace, once, any()),
+    ] {
+        s.grid.admin.inject(&spec).await.unwrap();
+    }
+    s.apply(&host_pool("pool", &[1, 2], 50, 4));
+    s.apply(&shared_engine("embedder", &s.grid.engine_url("embedder")));
+    s.apply(
+        &tester("gen", "gen", "pool")
+            .with("sharedEngines", json!(["embedder"]))
+            .build(),
+    );
+    s.apply(
+        &tester("ours", "ours", "pool")
+            .with("gatewayName", json!("ourleftover1"))
+            .build(),
+    );
+    s.apply(
+        &tester("theirs", "theirs", "pool")
+            .with("gatewayName", json!("theirs1"))
+            .build(),
+    );
+
+    let gen_ = wait::ready(&s.api, "gen", TIMEOUT).await.unwrap();
+    let ours = wait::ready(&s.api, "ours", TIMEOUT).await.unwrap();
+    assert_eq!(
+        ours.status.as_ref().unwrap().gateway_name.as_deref(),
+        Some("ourleftover1"),
+        "our leftover name is adopted"
+    );
+    let theirs = wait::condition(&s.api, "theirs", "GatewayReady", "False", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(cond(&theirs, "GatewayReady").1, "NameTaken");
+    assert_eq!(cond(&theirs, "Ready").0, "False");
+    for t in [&gen_, &ours] {
+        assert!(t.status.as_ref().unwrap().url.is_some());
+    }
+    let fired: Vec<_> = s.grid.admin.faults().await.unwrap();
+    assert!(
+        fired.is_empty(),
+        "every one-shot fault fired and was consumed: left {fired:?}"
+    );
+    let events = String::from_utf8_lossy(
+        &s.ns
+            .kubectl(&["get", "events", "-o", "jsonpath={.items[*].reason}"])
+            .stdout,
+    )
+    .into_owned();
+    for reason in ["AdoptedExistingName", "NodeRefused"] {
+        assert!(events.contains(reason), "no {reason} event in {events}");
+    }
+    let inspect = s.grid.admin.inspect().await.unwrap();
+    assert_eq!(
+        inspect.vms.len(),
+        3,
+        "one VM per tester, no duplicate: {:?}",
+        inspect.vms
+    );
+
+    // Deletion with the relay failing cancels twice: retried until nothing is left.
+    s.grid
+        .admin
+        .inject(&fault(
+            FaultKind::Cancel502,
+            FaultMode::Count { count: 2 },
+            any(),
+        ))
+        .await
+        .unwrap();
+    s.grid
+        .admin
+        .inject(&fault(FaultKind::StaleConnection, once, any()))
+        .await
+        .unwrap();
+    assert!(
+        s.ns.kubectl(&["delete", "testers", "--all", "--wait=false"])
+            .status
+            .success()
+    );
+    for name in ["gen", "ours", "theirs"] {
+        wait::gone(&s.api, name, TIMEOUT).await.unwrap();
+    }
+    let inspect = s.grid.admin.inspect().await.unwrap();
+    assert!(
+        inspect.contracts.iter().all(|c| c.twin_id != 7),
+        "our contracts left: {:?}",
+        inspect.contracts
+    );
+    assert_eq!(
+        inspect
+            .names
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>(),
+        ["theirs1"],
+        "only the other twin's name stays"
+    );
+    assert!(
+        inspect.vms.is_empty() && inspect.gateways.is_empty() && inspect.tokens.is_empty(),
+        "{inspect:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_keeps_address_and_account_and_a_channel_change_reinstalls() {
+    let s = Stack::start("rebuild", &[TestNode::new(1, 1000, 64)], "", &[]).await;
+    s.apply(&host_pool("pool", &[1], 50, 4));
+    s.apply(&ai_keys(&[("openai", "sk-1"), ("anthropic", "sk-2")]));
+    s.apply(
+        &tester("r", "Rita", "pool")
+            .with("aiProviders", json!(["openai", "anthropic"]))
+            .build(),
+    );
+    let before = wait::ready(&s.api, "r", TIMEOUT)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let old_contract = before.machine.as_ref().unwrap().contract_id;
+
+    assert!(
+        s.ns.kubectl(&["annotate", "tester", "r", "sandbox.hero.dev/rebuild=1"])
+            .status
+            .success()
+    );
+    let after = wait::tester_until(&s.api, "r", TIMEOUT, "rebuilt and Ready", |t| {
+        let st = t.status.as_ref();
+        st.and_then(|s| s.machine.as_ref())
+            .is_some_and(|m| m.build.as_deref() == Some("1") && m.contract_id != old_contract)
+            && cond(t, "Ready").0 == "True"
+    })
+    .await
+    .unwrap()
+    .status
+    .unwrap();
+    assert_eq!(after.url, before.url, "same address");
+    assert_eq!(after.gateway_name, before.gateway_name, "same gateway name");
+    let inspect = s.grid.admin.inspect().await.unwrap();
+    assert_eq!(
+        inspect.vms.len(),
+        1,
+        "the old VM is gone: {:?}",
+        inspect.vms
+    );
+    assert!(inspect.vms[0].gate_configured);
+
+    // Channel change: reinstalled in place, recorded versions follow.
+    assert!(
+        s.ns.kubectl(&[
+            "patch",
+            "tester",
+            "r",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"channel":"prerelease"}}"#
+        ])
+        .status
+        .success()
+    );
+    let t = wait::tester_until(&s.api, "r", TIMEOUT, "reinstalled from prerelease", |t| {
+        t.status
+            .as_ref()
+            .and_then(|s| s.installed.as_ref())
+            .is_some_and(|i| i.channel == controller::resources::Channel::Prerelease)
+            && cond(t, "Ready").0 == "True"
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        t.status.unwrap().machine.unwrap().contract_id,
+        after.machine.unwrap().contract_id,
+        "in place"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_at_random_moments_during_ten_onboardings_leaves_no_duplicates() {
+    let mut s = Stack::start(
+        "sigkill",
+        &[TestNode::new(1, 2000, 256), TestNode::new(2, 2000, 256)],
+        "",
+        &[],
+    )
+    .await;
+    // A slower grid, so the kills land mid-onboarding.
+    s.grid
+        .admin
+        .inject(&fault(
+            FaultKind::SlowReachability { delay_ms: 400 },
+            FaultMode::Always,
+            FaultScope::default(),
+        ))
+        .await
+        .unwrap();
+    s.apply(&host_pool("pool", &[1, 2], 20, 2));
+    let docs: Vec<String> = (0..10)
+        .map(|i| tester(&format!("k{i}"), &format!("k{i}"), "pool").build())
+        .collect();
+    s.apply(&format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{}]}}",
+        docs.join(",")
+    ));
+    for i in 0..6u64 {
+        let pause = 150 + (rand::random::<u64>() % 500) + i * 50;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        s.controller().kill_and_restart().unwrap();
+    }
+    s.grid.admin.clear_faults().await.unwrap();
+    for i in 0..10 {
+        wait::ready(&s.api, &format!("k{i}"), TIMEOUT)
+            .await
+            .unwrap();
+    }
+    let inspect = s.grid.admin.inspect().await.unwrap();
+    assert_eq!(inspect.vms.len(), 10, "no duplicate VM: {:?}", inspect.vms);
+    assert_eq!(
+        inspect.names.len(),
+        10,
+        "no duplicate name: {:?}",
+        inspect.names
+    );
+    assert_eq!(inspect.gateways.len(), 10, "no duplicate gateway");
+    assert_eq!(
+        inspect.contracts.len(),
+        30,
+        "VM, gateway and name contract per tester, nothing more"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() {
+    let smtp = SmtpSink::start().await;
+    let env = [("SMTP_URL", smtp.url.as_str())];
+    let mut s = Stack::start("email", &[TestNode::new(1, 1000, 64)], "", &env).await;
+    s.apply(&host_pool("pool", &[1], 50, 4));
+    s.apply(&shared_engine("voice", &s.grid.engine_url("voice")));
+    s.apply(&ai_keys(&[("openai", "sk-openai-e2e-secret-9931")]));
+    let t = tester("new", "Nina", "pool")
+        .with("accountType", json!("New"))
+        .with("welcomeEmail", json!(true))
+        .with("sharedEngines", json!(["voice"]))
+        .with("aiProviders", json!(["openai", "anthropic"]));
+    s.apply(&t.build());
+    // anthropic has no key: reported, not skipped.
+    let missing = wait::condition(&s.api, "new", "TokensRegistered", "False", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(cond(&missing, "TokensRegistered").1, "AIKeyMissing");
+    let msg = missing
+        .status
+        .as_ref()
+        .and_then(|s| find_condition(&s.conditions, "TokensRegistered"))
+        .unwrap()
+        .message
+        .clone();
+    assert!(msg.contains("anthropic"), "{msg}");
+    s.apply(&ai_keys(&[
+        ("openai", "sk-openai-e2e-secret-9931"),
+        ("anthropic", "sk-ant-e2e-secret-7120"),
+    ]));
+    let token_secret = s.ns.kubectl(&[
+        "get",
+        "secret",
+        "new-engine-token",
+        "-o",
+        "jsonpath={.data.token}",
+    ]);
+    assert!(token_secret.status.success());
+
+    wait::condition(&s.api, "new", "WelcomeEmailSent", "True", TIMEOUT)
+        .await
+        .unwrap();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].to, ["nina@example.com"]);
+    assert!(
+        mails[0].data.contains("Sign in as: Nina") && mails[0].data.contains("one-time password"),
+        "{}",
+        mails[0].data
+    );
+    let otp = mails[0]
+        .data
+        .lines()
+        .find_map(|l| l.strip_prefix("Your one-time password is: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        !s.ns
+            .kubectl(&["get", "secret", "new-welcome"])
+            .status
+            .success(),
+        "the one-time password is erased once sent"
+    );
+
+    // A restart never sends it again.
+    let first_log = s.controller().kill_and_restart().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        s.ns.kubectl(&["annotate", "tester", "new", "poke=1"])
+            .status
+            .success()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.mails().len(), 1);
+
+    // Secrets hygiene: none of them in any status, Event or log line.
+    let token = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            token_secret.stdout.trim_ascii(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let statuses = String::from_utf8_lossy(
+        &s.ns
+            .kubectl(&["get", "testers,hostpools,sharedengines", "-o", "yaml"])
+            .stdout,
+    )
+    .into_owned();
+    let events = String::from_utf8_lossy(&s.ns.kubectl(&["get", "events", "-o", "yaml"]).stdout)
+        .into_owned();
+    let logs = format!(
+        "{first_log}\n{}\n{}",
+        s.controller().process.output(),
+        s.grid.process.output()
+    );
+    for secret in [
+        &token,
+        &otp,
+        "sk-openai-e2e-secret-9931",
+        "sk-ant-e2e-secret-7120",
+        AGENT_KEY,
+        OIDC_CLIENT_SECRET,
+        TWIN_SECRET,
+    ] {
+        assert!(secret.len() >= 8);
+        for (place, text) in [
+            ("a status", &statuses),
+            ("an Event", &events),
+            ("a log line", &logs),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "a secret ({}…) appears in {place}",
+                &secret[..4]
+            );
+        }
+    }
+    assert!(logs.lines().count() > 10, "the logs were captured");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gate_that_disappears_flips_ready_and_is_repaired() {
+    let s = Stack::start(
+        "drift",
+        &[TestNode::new(1, 1000, 64)],
+        "",
+        &[("RESYNC", "2s")],
+    )
+    .await;
+    s.apply(&host_pool("pool", &[1], 50, 4));
+    s.apply(&tester("g", "gina", "pool").build());
+    let t = wait::ready(&s.api, "g", TIMEOUT).await.unwrap();
+    let vm = s.grid.admin.inspect().await.unwrap().vms.remove(0);
+    use gridshim::client::Grid;
+    let grid = gridshim::client::HttpGrid::new(s.grid.url.clone(), e2e::stack::TWIN, TWIN_SECRET);
+    let target = gridshim::api::AgentTarget {
+        mycelium_ip: vm.mycelium_ip.clone(),
+        key: AGENT_KEY.into(),
+    };
+    let open = gridshim::api::GateSettings {
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "x".into(),
+        client_secret: "y".into(),
+        allowed_accounts: vec!["everyone".into()],
+        public_url: t.status.unwrap().url.unwrap(),
+    };
+    grid.agent_configure_gate(&target, &open).await.unwrap();
+    wait::tester_until(
+        &s.api,
+        "g",
+        TIMEOUT,
+        "repaired after a GateDrifted event",
+        |t| {
+            condition_status(&t.status.as_ref().unwrap().conditions, "Ready") == "True"
+                && String::from_utf8_lossy(
+                    &s.ns
+                        .kubectl(&["get", "events", "-o", "jsonpath={.items[*].reason}"])
+                        .stdout,
+                )
+                .contains("GateDrifted")
+        },
+    )
+    .await
+    .unwrap();
+    let view = grid.agent_config(&target).await.unwrap();
+    assert_eq!(view.gate.unwrap().allowed_accounts, ["admin", "gina"]);
+}
