@@ -3,40 +3,15 @@
 
 use std::time::Duration;
 
-use controller::resources::{Tester, condition_status};
+use controller::resources::condition_status;
 use e2e::{
-    TestNamespace,
     fixtures::{ai_keys, host_pool, shared_engine, tester},
-    stack::{AGENT_KEY, Controller, Gridshim, Oidc, TestNode},
+    stack::{AGENT_KEY, Stack, TestNode},
     wait,
 };
-use kube::Api;
 use serde_json::json;
 
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
-struct Stack {
-    ns: TestNamespace,
-    grid: Gridshim,
-    _oidc: Oidc,
-    controller: Controller,
-    api: Api<Tester>,
-}
-
-async fn stack(prefix: &str, nodes: &[TestNode]) -> Stack {
-    let ns = TestNamespace::new(prefix);
-    let grid = Gridshim::start(nodes, "").unwrap();
-    let oidc = Oidc::start().unwrap();
-    let controller = Controller::start(&ns.name, &grid, &oidc, &[]).unwrap();
-    let api = Api::namespaced(e2e::cluster().client().await, &ns.name);
-    Stack {
-        ns,
-        grid,
-        _oidc: oidc,
-        controller,
-        api,
-    }
-}
+pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn applied(out: std::process::Output) {
     assert!(
@@ -48,11 +23,8 @@ fn applied(out: std::process::Output) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
-    let s = stack(
-        "ready",
-        &[TestNode::new(1, 1000, 64), TestNode::new(2, 1000, 64)],
-    )
-    .await;
+    let nodes = [TestNode::new(1, 1000, 64), TestNode::new(2, 1000, 64)];
+    let s = Stack::start("ready", &nodes, "", &[]).await;
     applied(s.ns.apply(&host_pool("pool", &[1, 2], 50, 4)));
     applied(s.ns.apply(&shared_engine("embedder", &s.grid.engine_url("embedder"))));
     applied(s.ns.apply(&shared_engine("voice", &s.grid.engine_url("voice"))));
@@ -111,7 +83,7 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
     let resp = http.get(&url).send().await.unwrap();
     assert!(resp.status().is_redirection(), "{}", resp.status());
     let location = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.starts_with(&s._oidc.issuer), "{location}");
+    assert!(location.starts_with(&s.oidc.issuer), "{location}");
     assert_eq!(
         http.get(format!("{url}health"))
             .send()
@@ -209,5 +181,4 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
             .code()
             != Some(0)
     );
-    drop(s.controller);
 }
