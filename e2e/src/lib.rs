@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod fixtures;
+pub mod helm;
 pub mod procs;
 pub mod smtp;
 pub mod stack;

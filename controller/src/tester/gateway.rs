@@ -260,7 +260,11 @@ async fn claim(pass: &mut Pass<'_>, name: &str) -> Result<Option<u64>> {
 /// adopt only when no other tester uses it (two Testers could ask for the same custom name).
 async fn held_by_another_tester(pass: &Pass<'_>, name: &str) -> Result<bool> {
     pass.ctx.kube_turn().await;
-    let all: kube::Api<crate::resources::Tester> = kube::Api::all(pass.ctx.client.clone());
+    // Within the watched namespace when there is one: that is all the controller may read.
+    let all: kube::Api<crate::resources::Tester> = match &pass.ctx.config.namespace {
+        Some(ns) => kube::Api::namespaced(pass.ctx.client.clone(), ns),
+        None => kube::Api::all(pass.ctx.client.clone()),
+    };
     let list = all
         .list(&Default::default())
         .await
