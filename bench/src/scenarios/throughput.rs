@@ -1,0 +1,117 @@
+//! Scenario 2, throughput: N testers created at once (64 requests in flight) on the instant
+//! grid over a HostPool of 50 nodes; seconds until all are Ready, testers per second, the API
+//! requests kube-apiserver served by verb, and any 429s. The stack is kept for 4 and 5.
+
+use std::time::{Duration, Instant};
+
+use e2e::stack::Oidc;
+use serde_json::json;
+
+use crate::{
+    Ctx,
+    measure::{self, RssSampler, delta},
+    report::{Report, map},
+    stack::{Profile, Stack, nodes},
+};
+
+const S: &str = "2 throughput";
+
+/// Runs the scenario; returns the stack with every tester Ready and the count.
+pub async fn run(ctx: &Ctx, oidc: &Oidc, r: &mut Report) -> anyhow::Result<(Stack, usize)> {
+    let n = ctx.settings.count(1000, 20);
+    let mut env = ctx.settings.controller_env.clone();
+    // Scenario 4 runs on this stack: resync reads must fall inside its quiet window.
+    env.push(("RESYNC".into(), "60s".into()));
+    let s = Stack::start(
+        "bench-throughput",
+        &nodes(50, 1000, 256),
+        Profile::Instant,
+        (1, 1),
+        oidc,
+        &env,
+    )
+    .await?;
+    r.num(S, "testers", n as f64, "created at once");
+    r.num(S, "nodes", 50.0, "");
+    let api0 = measure::apiserver();
+    let c0 = measure::controller(&s.controller).await;
+    let rss = RssSampler::start(s.controller_pid(), Duration::from_millis(100));
+    let start = Instant::now();
+    s.create_testers(0, n, 64).await?;
+    let applied = start.elapsed();
+    let all = s.tracker.wait_ready(n, Duration::from_secs(1200)).await;
+    let took = start.elapsed();
+    let samples = rss.stop();
+    anyhow::ensure!(
+        all,
+        "only {} of {n} testers Ready after 20 min",
+        s.tracker.ready_now()
+    );
+    let api1 = measure::apiserver();
+    let c1 = measure::controller(&s.controller).await;
+    r.num(S, "all created after", applied.as_secs_f64(), "s");
+    r.num(S, "all Ready after", took.as_secs_f64(), "s");
+    r.num(S, "throughput", n as f64 / took.as_secs_f64(), "testers/s");
+    let by_verb = delta(
+        &measure::requests_by_verb(&api0),
+        &measure::requests_by_verb(&api1),
+    );
+    r.val(S, "apiserver requests by verb", map(&by_verb), "");
+    r.num(
+        S,
+        "apiserver requests per tester",
+        by_verb.values().sum::<f64>() / n as f64,
+        "",
+    );
+    r.num(
+        S,
+        "429 answers",
+        measure::throttled(&api1) - measure::throttled(&api0),
+        "",
+    );
+    let writes = delta(
+        &c0.by("sandbox_api_writes_total", &["verb", "resource"], |_| true),
+        &c1.by("sandbox_api_writes_total", &["verb", "resource"], |_| true),
+    );
+    r.val(
+        S,
+        "controller writes",
+        map(&writes),
+        "(sandbox_api_writes_total)",
+    );
+    let rec = c1.sum("sandbox_reconcile_total", &[("controller", "tester")])
+        - c0.sum("sandbox_reconcile_total", &[("controller", "tester")]);
+    r.num(S, "reconciles per tester", rec / n as f64, "");
+    let errors = delta(
+        &c0.by("sandbox_reconcile_errors_total", &["step", "error"], |_| {
+            true
+        }),
+        &c1.by("sandbox_reconcile_errors_total", &["step", "error"], |_| {
+            true
+        }),
+    );
+    r.val(
+        S,
+        "reconcile errors",
+        if errors.is_empty() {
+            json!("none")
+        } else {
+            map(&errors)
+        },
+        "",
+    );
+    r.num(
+        "5 memory",
+        "controller RSS peak while onboarding",
+        measure::peak(&samples),
+        "MiB",
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    r.num(
+        "5 memory",
+        &format!("controller RSS, {n} Ready"),
+        measure::rss_mib(s.controller_pid()).unwrap_or(f64::NAN),
+        "MiB",
+    );
+    Ok((s, n))
+}
