@@ -55,11 +55,14 @@ up() {
     --config "$root/gridshim/gridshim.sample.yaml" --db "$run/gridshim.db"
   start oidc "OIDC_READY" env OIDC_PORT=5556 bash "$root/hack/oidc/start.sh"
   [ -f "$run/agent-key" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$run/agent-key"
+  # It watches only its own namespace: Testers elsewhere (the e2e tests' namespaces, with their
+  # own gridshims and controllers) are not its business.
   start controller "scheduler ledger rebuilt" env \
     GRID_URL=http://127.0.0.1:8800 GRID_TWIN_ID=7 GRID_TWIN_SECRET=controller-secret \
     AGENT_KEY="$(cat "$run/agent-key")" ADMINS=admin \
     OIDC_ISSUER=http://127.0.0.1:5556 OIDC_CLIENT_ID=gate OIDC_CLIENT_SECRET=gate-dev-secret \
     PUBLIC_URL_FORMAT='http://{fqdn}:8880/' PROXY_LAG=0s METRICS_ADDR=127.0.0.1:8080 \
+    WATCH_NAMESPACE="$ns" \
     "$root/target/debug/controller"
 
   "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
