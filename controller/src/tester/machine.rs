@@ -252,12 +252,27 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
             Ok(Flow::Continue)
         }
         Err(Error::Grid { source, .. }) if source.is_retry_later() => {
-            pass.set(
-                MACHINE_READY,
-                false,
-                "Unreachable",
-                &format!("VM deployed on node {node} but not reachable yet at {address}; a new VM can take minutes, retrying with backoff"),
-            );
+            // A new VM's route can take minutes to appear: keep waiting with backoff, and past
+            // the configured time say so (the operator may want to look at the node).
+            let waited = pass.waited(MACHINE_READY);
+            let limit = pass.ctx.config.reachability_timeout;
+            let (reason, msg) = if waited > limit {
+                (
+                    "UnreachableTooLong",
+                    format!(
+                        "VM on node {node} has not answered at {address} for more than {}; still retrying",
+                        humantime::format_duration(limit)
+                    ),
+                )
+            } else {
+                (
+                    "Unreachable",
+                    format!(
+                        "VM deployed on node {node} but not reachable yet at {address}; a new VM can take minutes, retrying with backoff"
+                    ),
+                )
+            };
+            pass.set(MACHINE_READY, false, reason, &msg);
             Ok(Flow::Requeue(pass.backoff(MACHINE_READY)))
         }
         Err(e) => Err(e),

@@ -181,16 +181,18 @@ impl<'a> Pass<'a> {
     /// the time it has been so (1 s at first, at most 30 s), so a VM that takes minutes to
     /// become reachable is polled with backoff, never given up on.
     pub fn backoff(&self, type_: &str) -> Duration {
-        let since = self
-            .condition(type_)
+        Duration::from_secs_f64((self.waited(type_).as_secs_f64() / 4.0).clamp(1.0, 30.0))
+    }
+
+    /// How long a condition has had its current status.
+    pub fn waited(&self, type_: &str) -> Duration {
+        self.condition(type_)
             .map(|c| {
                 Timestamp::now()
                     .duration_since(c.last_transition_time.0)
                     .as_secs_f64()
             })
-            .unwrap_or(0.0)
-            .max(0.0);
-        Duration::from_secs_f64((since / 4.0).clamp(1.0, 30.0))
+            .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.max(0.0)))
     }
 
     /// Sets `Ready` from the required conditions.
