@@ -30,6 +30,8 @@ pub fn round(x: f64) -> Value {
     if !x.is_finite() {
         return Value::Null;
     }
+    // `+ 0.0` turns a negative zero (an unchanged counter's delta) into 0.
+    let x = x + 0.0;
     let r = if x.abs() >= 100.0 {
         (x * 10.0).round() / 10.0
     } else {
