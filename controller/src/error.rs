@@ -43,6 +43,11 @@ pub enum Error {
     #[error("object is missing {0}")]
     MissingField(&'static str),
 
+    /// The Tester changed while the pass ran (it started from a stale cached copy); the pass
+    /// is dropped and runs again on the newer object.
+    #[error("the Tester changed while this pass ran; reconciling again on the newer version")]
+    Stale,
+
     /// Deletion cannot finish yet; the message says what it waits for.
     #[error("{0}")]
     DeletionPending(String),
@@ -68,6 +73,7 @@ impl Error {
             Error::Email(_) => "email",
             Error::MissingField(_) => "missing_field",
             Error::DeletionPending(_) => "deletion_pending",
+            Error::Stale => "stale",
             Error::Finalizer(_) => "finalizer",
         }
     }

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use futures::{StreamExt, future::FutureExt};
 use gridshim::client::HttpGrid;
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -115,18 +116,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .shared();
 
     let (testers, pools, engines) = apis(&client, &config);
+    let secrets: Api<Secret> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let cfg = ControllerConfig::default().concurrency(config.concurrency);
 
     let tester_controller =
         Controller::new(testers.clone(), watcher::Config::default().any_semantic())
             .with_config(cfg.clone());
     let store = tester_controller.store();
+    // Only the operator's AI-keys Secret, by name: a key added there reaches the testers that
+    // were waiting for it at once.
+    let ai_keys = watcher::Config::default()
+        .any_semantic()
+        .fields(&format!("metadata.name={}", config.ai_keys_secret));
     let tester_run = tester_controller
         .watches(
             pools.clone(),
             watcher::Config::default().any_semantic(),
             unscheduled_testers_of(store.clone()),
         )
+        .watches(secrets, ai_keys, testers_using_ai_keys(store.clone()))
         .graceful_shutdown_on(shutdown.clone())
         .run(tester::reconcile, tester::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -192,6 +203,21 @@ fn unscheduled_testers_of(
             .iter()
             .filter(|t| t.namespace() == ns && t.spec.host_pool == name)
             .filter(|t| t.status.as_ref().is_none_or(|s| s.placement.is_none()))
+            .map(|t| ObjectRef::from_obj(t.as_ref()))
+            .collect()
+    }
+}
+
+/// A change of the AI-keys Secret wakes the testers of its namespace that hand over AI keys.
+fn testers_using_ai_keys(
+    store: Store<Tester>,
+) -> impl Fn(Secret) -> Vec<ObjectRef<Tester>> + Send + Sync + 'static {
+    move |secret: Secret| {
+        let ns = secret.namespace();
+        store
+            .state()
+            .iter()
+            .filter(|t| t.namespace() == ns && !t.spec.ai_providers.is_empty())
             .map(|t| ObjectRef::from_obj(t.as_ref()))
             .collect()
     }

@@ -171,9 +171,29 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
     {
         Ok(d) => d,
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
-            pass.ctx
+            match pass
+                .ctx
                 .grid("deploy", pass.ctx.grid.deploy(node, &desired))
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                // The contract is gone (cancelled by a pass that saw the node refuse): drop it
+                // from the status; the next pass creates or adopts a new one.
+                Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
+                    if let Some(m) = pass.status.machine.as_mut() {
+                        m.contract_id = None;
+                    }
+                    pass.set(
+                        MACHINE_READY,
+                        false,
+                        "ContractGone",
+                        &format!("contract {contract_id} no longer exists; creating a new one"),
+                    );
+                    pass.persist().await?;
+                    return Ok(Flow::Requeue(std::time::Duration::from_secs(1)));
+                }
+                Err(e) => return Err(e),
+            }
             pass.set(
                 MACHINE_READY,
                 false,

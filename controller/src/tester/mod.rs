@@ -64,7 +64,16 @@ pub async fn reconcile(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action>
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| {
+        use kube::runtime::finalizer::Error as F;
+        match e {
+            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            // The JSON patch that adds the finalizer tests the old list: a stale cached copy
+            // fails it, and the next pass sees the newer object.
+            F::AddFinalizer(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Error::Stale,
+            other => Error::Finalizer(Box::new(other)),
+        }
+    })
 }
 
 /// Requeue policy on errors: a step already recorded the error in its condition.
@@ -73,6 +82,9 @@ pub fn error_policy(tester: Arc<Tester>, error: &Error, ctx: Arc<Context>) -> Ac
         .errors
         .with_label_values(&["tester", "reconcile", error.label()])
         .inc();
+    if matches!(error, Error::Stale) {
+        return Action::requeue(Duration::from_millis(500));
+    }
     warn!(tester = %tester.name_any(), error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

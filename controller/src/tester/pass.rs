@@ -82,6 +82,9 @@ pub struct Pass<'a> {
     /// The status being built.
     pub status: TesterStatus,
     written: TesterStatus,
+    /// The version of the object this pass's writes build on: a pass that started from a stale
+    /// cached copy must not write its view of the status over a newer one.
+    resource_version: Option<String>,
     events: Vec<Event>,
 }
 
@@ -110,6 +113,7 @@ impl<'a> Pass<'a> {
             uid: tester.uid().ok_or(Error::MissingField("metadata.uid"))?,
             status,
             written,
+            resource_version: tester.metadata.resource_version.clone(),
             events: Vec::new(),
         })
     }
@@ -243,6 +247,7 @@ impl<'a> Pass<'a> {
         let patch = json!({
             "apiVersion": "sandbox.hero.dev/v1alpha1",
             "kind": "Tester",
+            "metadata": {"name": self.name, "resourceVersion": self.resource_version},
             "status": self.status,
         });
         let params = PatchParams::apply(MANAGER).force();
@@ -251,7 +256,8 @@ impl<'a> Pass<'a> {
             .patch_status(&self.name, &params, &Patch::Apply(&patch))
             .await
         {
-            Ok(_) => {}
+            Ok(written) => self.resource_version = written.metadata.resource_version,
+            Err(kube::Error::Api(s)) if s.code == 409 => return Err(Error::Stale),
             // Deleted while this pass ran (its finalizer was released by an earlier pass).
             Err(kube::Error::Api(s))
                 if s.code == 404 && self.tester.metadata.deletion_timestamp.is_some() =>
