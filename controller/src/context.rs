@@ -45,6 +45,9 @@ pub struct Context {
     pub ledger: tokio::sync::Mutex<Ledger>,
     /// Node listings per HostPool (`namespace/name`), refreshed by the HostPool reconciler.
     pub pools: Mutex<HashMap<String, PoolNodes>>,
+    /// The resourceVersion of each Tester's last status write (by UID): a pass whose cached
+    /// copy is older reads the object afresh instead of working from a stale status.
+    pub written_versions: Mutex<HashMap<String, u64>>,
     /// HTTP client for probing testers' public URLs (never follows redirects).
     pub http: reqwest::Client,
     grid_limiter: DefaultDirectRateLimiter,
@@ -83,6 +86,7 @@ impl Context {
             recorder,
             ledger: Default::default(),
             pools: Default::default(),
+            written_versions: Default::default(),
             http,
         }
     }

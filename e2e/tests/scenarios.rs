@@ -212,10 +212,23 @@ async fn every_grid_fault_once_and_the_controller_converges_without_leaks() {
             },
         ),
         fault(FaultKind::NodeUnreachable, once, any()),
+        // One chain timeout on each kind of create; cancel gets its own during deletion (below),
+        // so which fault meets the capacity refusal is not left to chance.
         fault(
             FaultKind::ChainTimeoutAfterLanded,
-            FaultMode::Count { count: 2 },
-            any(),
+            once,
+            FaultScope {
+                call: Some("create_node_contract".into()),
+                ..any()
+            },
+        ),
+        fault(
+            FaultKind::ChainTimeoutAfterLanded,
+            once,
+            FaultScope {
+                call: Some("create_name_contract".into()),
+                ..any()
+            },
         ),
         fault(FaultKind::StaleConnection, once, any()),
         fault(FaultKind::SlowReachability { delay_ms: 1500 }, once, any()),
@@ -293,6 +306,15 @@ async fn every_grid_fault_once_and_the_controller_converges_without_leaks() {
         .inject(&fault(FaultKind::StaleConnection, once, any()))
         .await
         .unwrap();
+    let cancel = FaultScope {
+        call: Some("cancel_contract".into()),
+        ..any()
+    };
+    s.grid
+        .admin
+        .inject(&fault(FaultKind::ChainTimeoutAfterLanded, once, cancel))
+        .await
+        .unwrap();
     assert!(
         s.ns.kubectl(&["delete", "testers", "--all", "--wait=false"])
             .status
@@ -346,9 +368,11 @@ async fn rebuild_keeps_address_and_account_and_a_channel_change_reinstalls() {
     );
     let after = wait::tester_until(&s.api, "r", TIMEOUT, "rebuilt and Ready", |t| {
         let st = t.status.as_ref();
-        st.and_then(|s| s.machine.as_ref())
-            .is_some_and(|m| m.build.as_deref() == Some("1") && m.contract_id != old_contract)
-            && cond(t, "Ready").0 == "True"
+        st.and_then(|s| s.machine.as_ref()).is_some_and(|m| {
+            m.build.as_deref() == Some("1")
+                && m.contract_id.is_some()
+                && m.contract_id != old_contract
+        }) && cond(t, "Ready").0 == "True"
     })
     .await
     .unwrap()

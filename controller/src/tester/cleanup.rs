@@ -73,6 +73,10 @@ pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
 
     delete_owned(&pass).await?;
     ctx.ledger.lock().await.release(&pass.uid);
+    ctx.written_versions
+        .lock()
+        .expect("versions lock")
+        .remove(&pass.uid);
     // The freed place must show in the pool's next listing: waiting testers are woken by it.
     let key = format!("{}/{}", pass.ns, tester.spec.host_pool);
     ctx.pools.lock().expect("pools lock").remove(&key);

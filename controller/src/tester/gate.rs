@@ -65,7 +65,6 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
             "GateDrifted",
             "the machine's sign-in gate no longer has its configuration; repairing it",
         );
-        pass.mark_ready();
         pass.persist().await?;
     }
     if drifted || !pass.done_for_generation(GATE_SECURED) {

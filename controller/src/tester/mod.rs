@@ -33,7 +33,7 @@ pub use schedule::pool_nodes;
 
 use crate::{
     context::Context,
-    error::{Error, Result},
+    error::{Error, KubeContext, Result},
     resources::Tester,
 };
 
@@ -91,6 +91,7 @@ pub fn error_policy(tester: Arc<Tester>, error: &Error, ctx: Arc<Context>) -> Ac
 
 /// Runs the steps in order until one stops the pass.
 async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
+    let tester = fresh(tester, &ctx).await?;
     let mut pass = Pass::new(&tester, &ctx)?;
     let flow = run_steps(&mut pass).await;
     pass.conclude().await?;
@@ -98,6 +99,42 @@ async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
         Ok(Flow::Continue) => Ok(Action::requeue(ctx.config.resync)),
         Ok(Flow::Requeue(after)) => Ok(Action::requeue(after)),
         Err(e) => Err(e),
+    }
+}
+
+/// The Tester as the API server has it now when the watch has not yet delivered this
+/// controller's own last status write (a requeue can come before the watch event): a pass must
+/// not build on a status older than the one it wrote.
+async fn fresh(tester: Arc<Tester>, ctx: &Context) -> Result<Arc<Tester>> {
+    let (Some(uid), Some(cached)) = (
+        tester.uid(),
+        tester
+            .resource_version()
+            .and_then(|v| v.parse::<u64>().ok()),
+    ) else {
+        return Ok(tester);
+    };
+    let last = ctx
+        .written_versions
+        .lock()
+        .expect("versions lock")
+        .get(&uid)
+        .copied();
+    if last.is_none_or(|last| cached >= last) {
+        return Ok(tester);
+    }
+    ctx.kube_turn().await;
+    let ns = tester
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<Tester> = Api::namespaced(ctx.client.clone(), &ns);
+    match api
+        .get_opt(&tester.name_any())
+        .await
+        .kube("reading the Tester afresh")?
+    {
+        Some(t) => Ok(Arc::new(t)),
+        None => Ok(tester),
     }
 }
 

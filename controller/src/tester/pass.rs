@@ -239,6 +239,9 @@ impl<'a> Pass<'a> {
     /// controller). Used at the end of a pass and before any grid call whose result must not be
     /// lost (a placement, a contract id).
     pub async fn persist(&mut self) -> Result<()> {
+        // Every write is consistent: `Ready` and `phase` follow the conditions being written.
+        self.mark_ready();
+        self.status.phase = Some(self.phase().to_string());
         self.status.observed_generation = self.tester.metadata.generation;
         if self.status == self.written {
             return Ok(());
@@ -256,7 +259,21 @@ impl<'a> Pass<'a> {
             .patch_status(&self.name, &params, &Patch::Apply(&patch))
             .await
         {
-            Ok(written) => self.resource_version = written.metadata.resource_version,
+            Ok(written) => {
+                if let Some(v) = written
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse().ok())
+                {
+                    self.ctx
+                        .written_versions
+                        .lock()
+                        .expect("versions lock")
+                        .insert(self.uid.clone(), v);
+                }
+                self.resource_version = written.metadata.resource_version;
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => return Err(Error::Stale),
             // Deleted while this pass ran (its finalizer was released by an earlier pass).
             Err(kube::Error::Api(s))
@@ -274,11 +291,10 @@ impl<'a> Pass<'a> {
     /// Ends the pass: `Ready` and `phase` from the conditions, one status write if anything
     /// changed, then the Events.
     pub async fn conclude(&mut self) -> Result<()> {
-        self.mark_ready();
-        self.status.phase = Some(self.phase().to_string());
-        self.persist().await?;
+        let written = self.persist().await;
+        // What the pass did on the grid happened even when its status write was refused.
         self.publish_events().await;
-        Ok(())
+        written
     }
 
     /// Publishes the queued Events (best effort: an Event that cannot be written is dropped).
