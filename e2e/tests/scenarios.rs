@@ -643,3 +643,71 @@ async fn a_gate_that_disappears_flips_ready_and_is_repaired() {
     let view = grid.agent_config(&target).await.unwrap();
     assert_eq!(view.gate.unwrap().allowed_accounts, ["admin", "gina"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_going_down_with_a_tester_on_it_flips_ready_until_it_is_back() {
+    let s = Stack::start(
+        "nodedown",
+        &[TestNode::new(1, 1000, 64)],
+        "",
+        &[("RESYNC", "2s")],
+    )
+    .await;
+    s.apply(&host_pool("pool", &[1], 50, 4));
+    s.apply(&tester("n", "nora", "pool").build());
+    wait::ready(&s.api, "n", TIMEOUT).await.unwrap();
+
+    let down = NodeCondition {
+        status: Some(NodeStatus::Down),
+        healthy: Some(false),
+    };
+    s.grid.admin.set_node(1, &down).await.unwrap();
+    let t = wait::condition(&s.api, "n", "Ready", "False", TIMEOUT)
+        .await
+        .unwrap();
+    // The node's calls time out: the grid asks to retry, or the VM does not answer.
+    let (status, reason) = cond(&t, "MachineReady");
+    assert_eq!(status, "False");
+    assert!(
+        ["Unreachable", "GridRetrying"].contains(&reason.as_str()),
+        "{reason}"
+    );
+    assert_eq!(
+        t.status.as_ref().unwrap().phase.as_deref(),
+        Some("Provisioning")
+    );
+    let hp = s.ns.kubectl(&[
+        "get",
+        "hostpool",
+        "pool",
+        "-o",
+        "jsonpath={.status.onlineCount}/{.status.fit}",
+    ]);
+    let got = String::from_utf8_lossy(&hp.stdout).into_owned();
+    let start = std::time::Instant::now();
+    let mut got = got;
+    while got != "0/0" && start.elapsed() < TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let hp = s.ns.kubectl(&[
+            "get",
+            "hostpool",
+            "pool",
+            "-o",
+            "jsonpath={.status.onlineCount}/{.status.fit}",
+        ]);
+        got = String::from_utf8_lossy(&hp.stdout).into_owned();
+    }
+    assert_eq!(got, "0/0", "the pool reports the node offline and no room");
+
+    let up = NodeCondition {
+        status: Some(NodeStatus::Up),
+        healthy: Some(true),
+    };
+    s.grid.admin.set_node(1, &up).await.unwrap();
+    wait::ready(&s.api, "n", TIMEOUT).await.unwrap();
+    assert_eq!(
+        s.grid.admin.inspect().await.unwrap().vms.len(),
+        1,
+        "the same machine, nothing duplicated"
+    );
+}
