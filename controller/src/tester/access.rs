@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 
 use gridshim::{api::EngineCredential, client::GridError};
 use k8s_openapi::{ByteString, api::core::v1::Secret};
-use kube::{
-    Api, Resource,
-    api::{ObjectMeta, PostParams},
-};
+use kube::{Api, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 
@@ -211,20 +208,7 @@ pub async fn ensure_secret(pass: &Pass<'_>, name: &str, key: &str, len: usize) -
     }
     let value = Alphanumeric.sample_string(&mut rand::rng(), len);
     let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: Some(pass.ns.clone()),
-            labels: Some(BTreeMap::from([(
-                "sandbox.hero.dev/tester".to_string(),
-                pass.name.clone(),
-            )])),
-            owner_references: Some(vec![
-                pass.tester
-                    .controller_owner_ref(&())
-                    .ok_or(Error::MissingField("metadata.uid"))?,
-            ]),
-            ..Default::default()
-        },
+        metadata: pass.owned_meta(name)?,
         data: Some(BTreeMap::from([(
             key.to_string(),
             ByteString(value.clone().into_bytes()),

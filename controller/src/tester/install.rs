@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use gridshim::api::{Channel as GridChannel, InstallRequest, InstallState, InstallStatus};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Resource,
-    api::{ObjectMeta, Patch, PatchParams},
+    Api,
+    api::{Patch, PatchParams},
     runtime::events::EventType,
 };
 
@@ -18,7 +18,7 @@ use super::{
     pass::MANAGER,
 };
 use crate::{
-    error::{Error, KubeContext, Result},
+    error::{KubeContext, Result},
     resources::{Channel, InstalledVersions},
 };
 
@@ -181,19 +181,7 @@ async fn write_log(pass: &Pass<'_>, status: &InstallStatus) -> Result<()> {
     let name = log_config_map_name(&pass.name);
     let cms: Api<ConfigMap> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
     let cm = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            labels: Some(BTreeMap::from([(
-                "sandbox.hero.dev/tester".to_string(),
-                pass.name.clone(),
-            )])),
-            owner_references: Some(vec![
-                pass.tester
-                    .controller_owner_ref(&())
-                    .ok_or(Error::MissingField("metadata.uid"))?,
-            ]),
-            ..Default::default()
-        },
+        metadata: pass.owned_meta(&name)?,
         data: Some(BTreeMap::from([
             ("attempt".to_string(), status.attempt.to_string()),
             ("log".to_string(), text),

@@ -1,7 +1,7 @@
 //! One reconcile pass over a Tester: the working copy of its status, condition setting, and the
 //! single place where status is written and Events are published.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -9,7 +9,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ObjectMeta, Patch, PatchParams},
     runtime::events::{Event, EventType},
 };
 use serde_json::json;
@@ -167,6 +167,25 @@ impl<'a> Pass<'a> {
     pub fn done_for_generation(&self, type_: &str) -> bool {
         self.condition(type_).is_some_and(|c| {
             c.status == "True" && c.observed_generation == self.tester.metadata.generation
+        })
+    }
+
+    /// Metadata of an object the controller makes for this tester (a Secret, a ConfigMap):
+    /// labelled with the tester and owned by it, so it goes when the Tester goes.
+    pub fn owned_meta(&self, name: &str) -> Result<ObjectMeta> {
+        Ok(ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(self.ns.clone()),
+            labels: Some(BTreeMap::from([(
+                "sandbox.hero.dev/tester".to_string(),
+                self.name.clone(),
+            )])),
+            owner_references: Some(vec![
+                self.tester
+                    .controller_owner_ref(&())
+                    .ok_or(Error::MissingField("metadata.uid"))?,
+            ]),
+            ..Default::default()
         })
     }
 
