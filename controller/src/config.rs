@@ -7,6 +7,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
+use secrecy::SecretString;
+
+/// Parses a secret flag into a type whose `Debug` prints no value.
+fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(s.into())
+}
 
 /// Onboards testers onto a shared sandbox on the grid.
 #[derive(Parser, Clone, Debug)]
@@ -21,12 +27,12 @@ pub struct Config {
     pub grid_twin_id: u32,
 
     /// The twin's secret.
-    #[arg(long, env = "GRID_TWIN_SECRET", hide_env_values = true)]
-    pub grid_twin_secret: String,
+    #[arg(long, env = "GRID_TWIN_SECRET", hide_env_values = true, value_parser = secret)]
+    pub grid_twin_secret: SecretString,
 
     /// The key the controller installs on every VM it deploys, and presents to the VM's agent.
-    #[arg(long, env = "AGENT_KEY", hide_env_values = true)]
-    pub agent_key: String,
+    #[arg(long, env = "AGENT_KEY", hide_env_values = true, value_parser = secret)]
+    pub agent_key: SecretString,
 
     /// Administrators: accounts always allowed through every tester's sign-in gate.
     #[arg(long, env = "ADMINS", value_delimiter = ',')]
@@ -45,8 +51,8 @@ pub struct Config {
     pub oidc_client_id: String,
 
     /// OIDC client secret the gates use.
-    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
-    pub oidc_client_secret: String,
+    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub oidc_client_secret: SecretString,
 
     /// The team's support SSH public keys, installed on every machine (one per value).
     #[arg(long, env = "SUPPORT_SSH_KEYS", value_delimiter = '\n')]
@@ -67,8 +73,8 @@ pub struct Config {
     pub smtp_username: Option<String>,
 
     /// SMTP password.
-    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
-    pub smtp_password: Option<String>,
+    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub smtp_password: Option<SecretString>,
 
     /// Sender of welcome emails.
     #[arg(long, env = "SMTP_FROM", default_value = "Sandbox <sandbox@localhost>")]
@@ -128,4 +134,35 @@ pub struct Config {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "sandbox-controller")]
     pub identity: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_secret_shows_in_debug_output() {
+        let config = Config::try_parse_from([
+            "controller",
+            "--grid-url=http://grid",
+            "--grid-twin-id=7",
+            "--grid-twin-secret=twin-secret-31337",
+            "--agent-key=agent-key-31337",
+            "--oidc-issuer=http://idp",
+            "--oidc-client-id=gate",
+            "--oidc-client-secret=client-secret-31337",
+            "--smtp-password=smtp-password-31337",
+        ])
+        .unwrap();
+        let printed = format!("{config:?} {config:#?}");
+        for secret in [
+            "twin-secret-31337",
+            "agent-key-31337",
+            "client-secret-31337",
+            "smtp-password-31337",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed by Debug");
+        }
+        assert!(printed.contains("http://grid"), "the rest is printed");
+    }
 }

@@ -14,8 +14,11 @@ use gridshim::client::{Grid, GridError};
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::{
+    backoff::Backoffs,
     config::Config,
+    engines::Engines,
     error::{Error, Result},
+    mail::Mailer,
     metrics::Metrics,
     scheduler::{Ledger, NodeView},
 };
@@ -39,15 +42,22 @@ pub struct Context {
     pub config: Config,
     /// Metrics.
     pub metrics: Metrics,
+    /// The shared engines' token stores.
+    pub engines: Arc<dyn Engines>,
+    /// The welcome emails' transport (`None` without `SMTP_URL`).
+    pub mailer: Option<Mailer>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Every placement made, guarded for the whole of a placement decision.
     pub ledger: tokio::sync::Mutex<Ledger>,
     /// Node listings per HostPool (`namespace/name`), refreshed by the HostPool reconciler.
     pub pools: Mutex<HashMap<String, PoolNodes>>,
-    /// The resourceVersion of each Tester's last status write (by UID): a pass whose cached
-    /// copy is older reads the object afresh instead of working from a stale status.
-    pub written_versions: Mutex<HashMap<String, u64>>,
+    /// The resourceVersion of each Tester's last status write (by UID), until a pass sees it:
+    /// a pass whose cached copy has another version reads the object afresh instead of
+    /// working from a stale status.
+    pub written_versions: Mutex<HashMap<String, String>>,
+    /// Retry delays of the Testers whose last reconcile failed.
+    pub backoffs: Backoffs,
     /// HTTP client for probing testers' public URLs (never follows redirects).
     pub http: reqwest::Client,
     grid_limiter: DefaultDirectRateLimiter,
@@ -59,6 +69,8 @@ impl Context {
     pub fn new(
         client: kube::Client,
         grid: Arc<dyn Grid>,
+        engines: Arc<dyn Engines>,
+        mailer: Option<Mailer>,
         config: Config,
         metrics: Metrics,
     ) -> Self {
@@ -81,12 +93,15 @@ impl Context {
             kube_limiter: RateLimiter::direct(per_second(config.kube_qps)),
             client,
             grid,
+            engines,
+            mailer,
             config,
             metrics,
             recorder,
             ledger: Default::default(),
             pools: Default::default(),
             written_versions: Default::default(),
+            backoffs: Backoffs::default(),
             http,
         }
     }

@@ -26,6 +26,16 @@ pub enum Error {
         source: GridError,
     },
 
+    /// A shared engine or its token store failed.
+    #[error("shared engine {engine}: {source}")]
+    Engine {
+        /// The SharedEngine's name.
+        engine: String,
+        /// What went wrong (never carries a token).
+        #[source]
+        source: crate::engines::EngineError,
+    },
+
     /// An HTTP probe of a tester's machine failed.
     #[error("probe of {what} failed: {reason}")]
     Probe {
@@ -52,6 +62,10 @@ pub enum Error {
     #[error("{0}")]
     DeletionPending(String),
 
+    /// A lock of the controller's own state was poisoned by a panic elsewhere.
+    #[error("internal state {0} is unusable after a panic; restart the controller")]
+    Poisoned(&'static str),
+
     /// The finalizer machinery failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -69,12 +83,60 @@ impl Error {
                 gridshim::client::ErrorCategory::Capacity => "grid_capacity",
                 gridshim::client::ErrorCategory::Fatal => "grid_fatal",
             },
+            Error::Engine { .. } => "engine",
             Error::Probe { .. } => "probe",
             Error::Email(_) => "email",
             Error::MissingField(_) => "missing_field",
             Error::DeletionPending(_) => "deletion_pending",
             Error::Stale => "stale",
+            Error::Poisoned(_) => "poisoned",
             Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+impl Error {
+    /// Whether the failure is transient (a retry later may succeed, the call may even have
+    /// landed): the step's condition says so and the pass backs off, without an error.
+    pub fn is_retry_later(&self) -> bool {
+        match self {
+            Error::Grid { source, .. } => source.is_retry_later(),
+            Error::Engine { source, .. } => source.is_retry_later(),
+            _ => false,
+        }
+    }
+
+    /// Whether retrying cannot help until the operator changes something: the grid refused
+    /// the request as invalid or unauthorized.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::Grid { source, .. } => {
+                source.category() == gridshim::client::ErrorCategory::Fatal
+            }
+            Error::Engine { source, .. } => !source.is_retry_later(),
+            _ => false,
+        }
+    }
+}
+
+impl Error {
+    /// What the operator must change when retrying cannot help, to go with the error in the
+    /// step's condition.
+    pub fn remedy(&self) -> Option<&'static str> {
+        use gridshim::api::ErrorCode as C;
+        match self {
+            Error::Grid { source, .. } if self.is_fatal() => Some(match source.code() {
+                C::Unauthenticated | C::Unauthorized | C::TwinNotAuthorizedToCancelContract => {
+                    "the grid or the machine's agent refused the controller's credentials: check GRID_TWIN_ID, GRID_TWIN_SECRET and AGENT_KEY, then the controller retries"
+                }
+                _ => {
+                    "the grid refused the request as invalid: check the Tester's spec and its HostPool; retried after a long back-off or at the next change"
+                }
+            }),
+            Error::Engine { .. } if self.is_fatal() => Some(
+                "check the SharedEngine's url, tokenStore.url and tokenStore.credentials; retried after a long back-off or at the next change",
+            ),
+            _ => None,
         }
     }
 }

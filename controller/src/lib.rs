@@ -4,14 +4,19 @@
 //! - [`scheduler`]: placement by real free disk and memory.
 //! - [`tester`]: the Tester reconciler, one module per step.
 //! - [`hostpool`], [`sharedengine`]: the other two reconcilers.
+//! - [`engines`]: the shared engines' token stores; [`mail`]: the welcome emails' transport.
+//! - [`backoff`]: per-object retry delays after failures.
 //! - [`context`], [`config`], [`metrics`], [`error`], [`names`], [`run`]: the plumbing.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod backoff;
 pub mod config;
 pub mod context;
+pub mod engines;
 pub mod error;
 pub mod hostpool;
+pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod resources;

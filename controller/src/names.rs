@@ -40,9 +40,16 @@ pub fn derived_hex(uid: &str, purpose: &str, bytes: usize) -> String {
     hex::encode(&Sha256::digest(format!("{uid}/{purpose}"))[..bytes])
 }
 
-/// The identity a tester's machine presents to the shared engines.
-pub fn engine_identity(namespace: &str, account: &str) -> String {
-    format!("{namespace}.{}", slug(account))
+/// The identity a tester's machine presents to the shared engines: readable (namespace and
+/// account) and unique per Tester (a suffix from its UID), so two accounts whose names slug
+/// alike (`Bob.Smith`, `bob_smith`) never share a token, and the identity stays the same for
+/// the Tester's whole life.
+pub fn engine_identity(namespace: &str, account: &str, uid: &str) -> String {
+    format!(
+        "{namespace}.{}-{}",
+        slug(account),
+        derived_hex(uid, "engine-identity", 4)
+    )
 }
 
 #[cfg(test)]
@@ -55,6 +62,25 @@ mod tests {
         assert_eq!(slug("alice-B"), "alice-b");
         assert_eq!(slug("a..b__c"), "a-b-c");
         assert_eq!(slug("X"), "x");
+    }
+
+    #[test]
+    fn engine_identities_are_unique_per_tester_and_stable() {
+        let (a, b) = (
+            "2f1c7e0a-0000-4000-8000-000000000001",
+            "2f1c7e0a-0000-4000-8000-000000000002",
+        );
+        // Two valid accounts that slug alike must not share an identity.
+        assert_eq!(slug("Bob.Smith"), slug("bob_smith"));
+        assert_ne!(
+            engine_identity("team", "Bob.Smith", a),
+            engine_identity("team", "bob_smith", b)
+        );
+        assert_eq!(
+            engine_identity("team", "Bob.Smith", a),
+            engine_identity("team", "Bob.Smith", a)
+        );
+        assert!(engine_identity("team", "Bob.Smith", a).starts_with("team.bob-smith-"));
     }
 
     #[test]

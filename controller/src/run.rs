@@ -1,6 +1,7 @@
 //! The runtime: health and metrics server, leader election, the three controllers, graceful
 //! shutdown.
 
+use secrecy::ExposeSecret;
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
@@ -36,12 +37,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let grid = Arc::new(HttpGrid::new(
         config.grid_url.clone(),
         config.grid_twin_id,
-        config.grid_twin_secret.clone(),
+        config.grid_twin_secret.expose_secret().to_string(),
     ));
+    // A mail URL that would leak in plaintext stops the controller here, before any tester.
+    let mailer = crate::mail::mailer(&config)?;
+    let engines = Arc::new(crate::engines::HttpEngines::new()?);
     let metrics = Metrics::default();
     let ctx = Arc::new(Context::new(
         client.clone(),
         grid,
+        engines,
+        mailer,
         config.clone(),
         metrics.clone(),
     ));

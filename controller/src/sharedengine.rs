@@ -14,10 +14,14 @@ use kube::{
 };
 use serde_json::json;
 
+use k8s_openapi::api::core::v1::Secret;
+
 use crate::{
     context::Context,
+    engines::TokenStore,
     error::{Error, KubeContext, Result},
     resources::{ConditionExt, SharedEngine, SharedEngineStatus},
+    tester::secret_value,
 };
 
 /// Reconciles one SharedEngine.
@@ -35,42 +39,35 @@ pub async fn reconcile(se: Arc<SharedEngine>, ctx: Arc<Context>) -> Result<Actio
         testers: old.testers,
         ..Default::default()
     };
-    let (ok, reason, message) = match ctx.grid("list_engines", ctx.grid.list_engines()).await {
-        Ok(engines) => match engines.into_iter().find(|e| e.name == se.spec.engine) {
-            Some(e) if e.listening && e.token_store_available => {
-                status.testers = e.tokens as u32;
+    let (ok, reason, message) = match token_store(&ctx, &se).await? {
+        None => (
+            false,
+            "CredentialMissing",
+            "the token-store credential Secret or key named in spec.tokenStore.credentials is missing"
+                .to_string(),
+        ),
+        Some(store) => match ctx.engines.info(&store).await {
+            Ok(info) if info.engine == se.spec.engine => {
+                status.testers = u32::try_from(info.tokens).unwrap_or(u32::MAX);
                 (
                     true,
                     "Available",
                     format!(
-                        "{} answers; {} tester token(s) registered",
-                        se.spec.engine, e.tokens
+                        "{}'s token store answers; {} tester token(s) registered",
+                        se.spec.engine, info.tokens
                     ),
                 )
             }
-            Some(e) if !e.token_store_available => (
+            Ok(info) => (
                 false,
-                "TokenStoreUnavailable",
+                "WrongEngine",
                 format!(
-                    "{}'s token store is unavailable, so it refuses to listen",
-                    se.spec.engine
+                    "the token store at {} belongs to engine {:?}, not {:?}",
+                    store.url, info.engine, se.spec.engine
                 ),
             ),
-            Some(_) => (
-                false,
-                "NotListening",
-                format!("{} is not listening", se.spec.engine),
-            ),
-            None => (
-                false,
-                "EngineNotFound",
-                format!(
-                    "the grid's admin machine runs no engine {:?}",
-                    se.spec.engine
-                ),
-            ),
+            Err(e) => (false, "TokenStoreUnavailable", e.to_string()),
         },
-        Err(e) => (false, "GridUnavailable", e.to_string()),
     };
     status.phase = Some(if ok { "Available" } else { "Unavailable" }.into());
     status.conditions.set_condition(
@@ -99,6 +96,34 @@ pub async fn reconcile(se: Arc<SharedEngine>, ctx: Arc<Context>) -> Result<Actio
         ctx.count_write("patch", "sharedengines/status");
     }
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// The engine's token store with its credential (read from the Secret the SharedEngine
+/// names); `None` when that Secret or key is missing.
+pub async fn token_store(ctx: &Context, se: &SharedEngine) -> Result<Option<TokenStore>> {
+    let credential = match &se.spec.token_store.credentials {
+        None => None,
+        Some(r) => {
+            ctx.kube_turn().await;
+            let ns = se
+                .namespace()
+                .ok_or(Error::MissingField("metadata.namespace"))?;
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+            match secrets
+                .get_opt(&r.name)
+                .await
+                .kube("reading a token-store credential Secret")?
+                .and_then(|s| secret_value(&s, &r.key))
+            {
+                Some(v) => Some(v.into()),
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(Some(TokenStore {
+        url: se.spec.token_store.url.clone(),
+        credential,
+    }))
 }
 
 /// Requeue policy on errors.

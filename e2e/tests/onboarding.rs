@@ -106,7 +106,14 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, token.trim()).unwrap(),
     )
     .unwrap();
-    let identity = format!("{}.alice-smith-2", s.ns.name);
+    let identity = status
+        .engine_identity
+        .clone()
+        .expect("the engine identity is in the status");
+    assert!(
+        identity.starts_with(&format!("{}.alice-smith-2-", s.ns.name)),
+        "{identity}"
+    );
     for (engine, path) in [
         ("embedder", "/v1/embeddings"),
         ("voice", "/v1/transcriptions"),

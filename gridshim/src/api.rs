@@ -511,8 +511,8 @@ pub struct Zmount {
     pub size: u64,
 }
 
-/// `zmachine-light`: a micro VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `zmachine-light`: a micro VM. Its `Debug` prints the env's names, never its values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZmachineLight {
     /// Image URL.
     pub flist: String,
@@ -534,6 +534,28 @@ pub struct ZmachineLight {
     /// Run with the zos core-x console.
     #[serde(default)]
     pub corex: bool,
+}
+
+impl fmt::Debug for ZmachineLight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZmachineLight")
+            .field("flist", &self.flist)
+            .field("network", &self.network)
+            .field("size", &self.size)
+            .field("compute_capacity", &self.compute_capacity)
+            .field("mounts", &self.mounts)
+            .field("entrypoint", &self.entrypoint)
+            .field(
+                "env",
+                &self
+                    .env
+                    .keys()
+                    .map(|k| (k, "<redacted>"))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .field("corex", &self.corex)
+            .finish()
+    }
 }
 
 /// How a zmachine attaches to its network.
@@ -1000,7 +1022,19 @@ pub struct EngineInfo {
     pub tokens: usize,
 }
 
-/// Body of `PUT /engines/{engine}/tokens/{tester}`.
+/// What an engine's token store (`GET {tokenStore.url}`) says of itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenStoreInfo {
+    /// The engine kind, e.g. `embedder`.
+    pub engine: String,
+    /// The path testers call on the engine's URL (a tester's token is proven by one call).
+    pub call_path: String,
+    /// How many tester tokens the store holds.
+    pub tokens: usize,
+}
+
+/// Body of `PUT {tokenStore.url}/tokens/{tester}` (and of gridshim's `PUT /engines/{engine}/tokens/{tester}`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRegistration {
     /// The bearer token (stored hashed).

@@ -136,6 +136,11 @@ async fn open(sim: &Arc<Sim>, s: &Slot) {
     *s.stop.lock().expect("engine lock") = Some(tx);
     let app = Router::new()
         .route(s.call_path, post(call))
+        .route("/admin", axum::routing::get(store_info))
+        .route(
+            "/admin/tokens/{tester}",
+            put(store_register).delete(store_revoke),
+        )
         .with_state(EngineCtx {
             sim: sim.clone(),
             engine: s.name,
@@ -268,7 +273,17 @@ async fn register(
     Path((engine, tester)): Path<(String, String)>,
     Json(reg): Json<TokenRegistration>,
 ) -> ApiResult<Json<()>> {
-    store_up(&sim, &engine)?;
+    register_token(&sim, &engine, &tester, &reg)
+}
+
+fn register_token(
+    sim: &Sim,
+    engine: &str,
+    tester: &str,
+    reg: &TokenRegistration,
+) -> ApiResult<Json<()>> {
+    let (engine, tester) = (engine.to_string(), tester.to_string());
+    store_up(sim, &engine)?;
     if reg.token.len() < 16 {
         return Err(ApiError::invalid(
             ErrorCode::Invalid,
@@ -287,13 +302,49 @@ async fn revoke(
     State(sim): State<Arc<Sim>>,
     Path((engine, tester)): Path<(String, String)>,
 ) -> ApiResult<Json<()>> {
-    store_up(&sim, &engine)?;
+    revoke_token(&sim, &engine, &tester)
+}
+
+fn revoke_token(sim: &Sim, engine: &str, tester: &str) -> ApiResult<Json<()>> {
+    let (engine, tester) = (engine.to_string(), tester.to_string());
+    store_up(sim, &engine)?;
     let mut w = sim.world.lock().expect("world lock");
     sim.save_token(&engine, &tester, None)?;
     if w.tokens.remove(&(engine.clone(), tester.clone())).is_some() {
         tracing::info!(%engine, %tester, "engine token revoked");
     }
     Ok(Json(()))
+}
+
+/// The token store on the engine's own listener (`{url}/admin`), where a SharedEngine's
+/// `spec.tokenStore.url` points: what the engine is, the path testers call, how many tokens it
+/// holds.
+async fn store_info(State(ctx): State<EngineCtx>) -> ApiResult<Json<TokenStoreInfo>> {
+    let slot = ctx.sim.engines.slot(ctx.engine)?;
+    let tokens = {
+        let w = ctx.sim.world.lock().expect("world lock");
+        w.tokens.keys().filter(|(e, _)| e == ctx.engine).count()
+    };
+    Ok(Json(TokenStoreInfo {
+        engine: ctx.engine.to_string(),
+        call_path: slot.call_path.to_string(),
+        tokens,
+    }))
+}
+
+async fn store_register(
+    State(ctx): State<EngineCtx>,
+    Path(tester): Path<String>,
+    Json(reg): Json<TokenRegistration>,
+) -> ApiResult<Json<()>> {
+    register_token(&ctx.sim, ctx.engine, &tester, &reg)
+}
+
+async fn store_revoke(
+    State(ctx): State<EngineCtx>,
+    Path(tester): Path<String>,
+) -> ApiResult<Json<()>> {
+    revoke_token(&ctx.sim, ctx.engine, &tester)
 }
 
 #[derive(Deserialize)]

@@ -16,8 +16,8 @@ pub use sharedengine::{
     SecretKeyRef, SharedEngine, SharedEngineSpec, SharedEngineStatus, TokenStore,
 };
 pub use tester::{
-    AccountType, App, Channel, InstalledVersions, MachineStatus, Placement, ResourceOverrides,
-    Tester, TesterSpec, TesterStatus,
+    AccountType, App, Channel, InstalledVersions, MachineStatus, Placement, RegisteredEngine,
+    ResourceOverrides, Tester, TesterSpec, TesterStatus,
 };
 
 /// The API group of every resource here.

@@ -295,6 +295,31 @@ pub struct TesterStatus {
     /// Name of the Secret holding the tester's engine token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret: Option<String>,
+
+    /// The identity the shared engines know this tester by: unique to this Tester and the same
+    /// for its whole life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_identity: Option<String>,
+
+    /// Every token store the tester's token was sent to; deletion revokes it from each, even
+    /// when its SharedEngine was removed from the spec or deleted since.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub registered_engines: Vec<RegisteredEngine>,
+}
+
+/// A token store holding the tester's token.
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredEngine {
+    /// The SharedEngine's name.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// The token store's URL at the time of registration.
+    #[schemars(length(max = 2048))]
+    pub token_store_url: String,
 }
 
 /// The node a tester is placed on and what it holds there.

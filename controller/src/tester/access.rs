@@ -4,17 +4,19 @@
 
 use std::collections::BTreeMap;
 
-use gridshim::{api::EngineCredential, client::GridError};
+use gridshim::api::EngineCredential;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
-use kube::{Api, api::PostParams};
+use kube::{Api, ResourceExt, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
-use serde_json::json;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Flow, Pass, conditions::TOKENS_REGISTERED, machine::agent};
 use crate::{
+    engines::{EngineError, TokenStore},
     error::{Error, KubeContext, Result},
     names::engine_identity,
-    resources::SharedEngine,
+    resources::{RegisteredEngine, SharedEngine},
+    sharedengine::token_store,
 };
 
 /// Key of the token in the tester's token Secret.
@@ -27,13 +29,16 @@ pub fn token_secret_name(tester: &str) -> String {
 
 /// Owns `TokensRegistered`.
 pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
-    let target = agent(pass).expect("machine ready");
-    let token = ensure_secret(pass, &token_secret_name(&pass.name), TOKEN_KEY, 48).await?;
+    let target = agent(pass)?;
+    let token: SecretString = ensure_secret(pass, &token_secret_name(&pass.name), TOKEN_KEY, 48)
+        .await?
+        .into();
     pass.status.token_secret = Some(token_secret_name(&pass.name));
-    let identity = engine_identity(&pass.ns, &pass.tester.spec.account_name);
+    let identity = identity_of(pass);
+    pass.status.engine_identity = Some(identity.clone());
 
-    let mut credentials = Vec::new();
     let engines: Api<SharedEngine> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    let mut wanted = Vec::new();
     for name in pass.tester.spec.shared_engines.clone() {
         pass.ctx.kube_turn().await;
         let Some(se) = engines
@@ -52,11 +57,42 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
             );
             return Ok(Flow::Requeue(std::time::Duration::from_secs(60)));
         };
-        register_and_prove(pass, &se.spec.engine, &identity, &token).await?;
+        wanted.push(se);
+    }
+    // Recorded before the token is sent anywhere: deletion must find every store that may
+    // hold it, even when this pass stops right after sending.
+    let mut registered = pass.status.registered_engines.clone();
+    for se in &wanted {
+        let entry = registered_entry(se);
+        if !registered.contains(&entry) {
+            registered.push(entry);
+        }
+    }
+    registered.sort();
+    if registered != pass.status.registered_engines {
+        pass.status.registered_engines = registered;
+        pass.persist().await?;
+    }
+
+    let mut credentials = Vec::new();
+    for se in &wanted {
+        let Some(store) = token_store(pass.ctx, se).await? else {
+            pass.set(
+                TOKENS_REGISTERED,
+                false,
+                "EngineCredentialMissing",
+                &format!(
+                    "the token-store credential Secret that SharedEngine {:?} names is missing or lacks its key",
+                    se.name_any()
+                ),
+            );
+            return Ok(Flow::Requeue(std::time::Duration::from_secs(60)));
+        };
+        register_and_prove(pass, se, &store, &identity, &token).await?;
         credentials.push(EngineCredential {
             engine: se.spec.engine.clone(),
             url: se.spec.url.clone(),
-            token: token.clone(),
+            token: token.expose_secret().to_string(),
         });
     }
 
@@ -131,35 +167,47 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
     Ok(Flow::Continue)
 }
 
+/// The identity the engines know this tester by: the recorded one, or (first time) a new one.
+pub fn identity_of(pass: &Pass<'_>) -> String {
+    pass.status
+        .engine_identity
+        .clone()
+        .unwrap_or_else(|| engine_identity(&pass.ns, &pass.tester.spec.account_name, &pass.uid))
+}
+
+/// The status entry recording that `se`'s token store may hold the tester's token.
+pub fn registered_entry(se: &SharedEngine) -> RegisteredEngine {
+    RegisteredEngine {
+        name: se.name_any(),
+        token_store_url: se.spec.token_store.url.clone(),
+    }
+}
+
 /// Proves the token with one engine call; registers it first when the engine refuses it.
 async fn register_and_prove(
     pass: &Pass<'_>,
-    engine: &str,
+    se: &SharedEngine,
+    store: &TokenStore,
     identity: &str,
-    token: &str,
+    token: &SecretString,
 ) -> Result<()> {
-    let probe = json!({"input": "sandbox controller token check"});
-    let call = || {
-        pass.ctx.grid(
-            "call_engine",
-            pass.ctx.grid.call_engine(engine, identity, token, &probe),
-        )
+    let engines = &pass.ctx.engines;
+    let failed = |source| Error::Engine {
+        engine: se.name_any(),
+        source,
     };
+    let info = engines.info(store).await.map_err(failed)?;
+    let call = || engines.call(&se.spec.url, &info.call_path, identity, token);
     match call().await {
-        Ok(_) => return Ok(()),
-        Err(Error::Grid {
-            source: GridError::Fatal { .. },
-            ..
-        }) => {}
-        Err(e) => return Err(e),
+        Ok(()) => return Ok(()),
+        Err(EngineError::TokenRefused { .. }) => {}
+        Err(e) => return Err(failed(e)),
     }
-    pass.ctx
-        .grid(
-            "register_engine_token",
-            pass.ctx.grid.register_engine_token(engine, identity, token),
-        )
-        .await?;
-    call().await.map(|_| ())
+    engines
+        .register(store, identity, token)
+        .await
+        .map_err(failed)?;
+    call().await.map_err(failed)
 }
 
 /// The chosen AI-provider keys from the operator's Secret, and the providers it has no key for.
@@ -234,7 +282,7 @@ pub async fn ensure_secret(pass: &Pass<'_>, name: &str, key: &str, len: usize) -
     }
 }
 
-fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     secret
         .data
         .as_ref()?

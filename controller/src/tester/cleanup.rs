@@ -11,21 +11,28 @@ use std::sync::Arc;
 use gridshim::api::ContractKind;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
-    Api,
+    Api, ResourceExt,
     api::DeleteParams,
     runtime::{controller::Action, events::EventType},
 };
 
 use super::{
-    Pass, access::token_secret_name, conditions::READY, deployment::ContractTag,
-    email::password_secret_name, gateway::MAX_NAME_ATTEMPTS, install::log_config_map_name,
+    Pass,
+    access::{identity_of, token_secret_name},
+    conditions::READY,
+    deployment::ContractTag,
+    email::password_secret_name,
+    gateway::MAX_NAME_ATTEMPTS,
+    install::log_config_map_name,
     machine::cancel_contract,
 };
 use crate::{
     context::Context,
+    engines::TokenStore,
     error::{Error, KubeContext, Result},
-    names::{engine_identity, gateway_name},
-    resources::Tester,
+    names::gateway_name,
+    resources::{SharedEngine, Tester},
+    sharedengine::token_store,
 };
 
 /// Removes everything the tester has on the grid and in the cluster.
@@ -33,23 +40,7 @@ pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     let mut pass = Pass::new(&tester, &ctx)?;
     let mut waiting: Vec<String> = Vec::new();
 
-    let identity = engine_identity(&pass.ns, &tester.spec.account_name);
-    match ctx.grid("list_engines", ctx.grid.list_engines()).await {
-        Ok(engines) => {
-            for engine in engines {
-                if let Err(e) = ctx
-                    .grid(
-                        "revoke_engine_token",
-                        ctx.grid.revoke_engine_token(&engine.name, &identity),
-                    )
-                    .await
-                {
-                    waiting.push(format!("revoking the token on engine {}: {e}", engine.name));
-                }
-            }
-        }
-        Err(e) => waiting.push(format!("listing the engines to revoke the token: {e}")),
-    }
+    revoke_tokens(&mut pass, &mut waiting).await?;
 
     for (what, id) in contracts_to_cancel(&pass).await? {
         if let Err(e) = cancel_contract(&pass, id).await {
@@ -93,6 +84,64 @@ pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     );
     pass.conclude().await?;
     Ok(Action::await_change())
+}
+
+/// Revokes the tester's token from every token store that may hold it: each one recorded in
+/// its status, and each SharedEngine of the namespace (an engine removed from the spec may
+/// still hold it). A store that does not answer keeps the finalizer, unless its SharedEngine
+/// was deleted: then its tokens went with it, and an Event says so.
+async fn revoke_tokens(pass: &mut Pass<'_>, waiting: &mut Vec<String>) -> Result<()> {
+    let ctx = pass.ctx;
+    let identity = identity_of(pass);
+    ctx.kube_turn().await;
+    let engines: Api<SharedEngine> = Api::namespaced(ctx.client.clone(), &pass.ns);
+    let existing = engines
+        .list(&Default::default())
+        .await
+        .kube("listing the SharedEngines")?
+        .items;
+    let mut stores: Vec<(String, TokenStore)> = Vec::new();
+    for se in &existing {
+        match token_store(ctx, se).await? {
+            Some(store) => stores.push((se.name_any(), store)),
+            None => waiting.push(format!(
+                "the token-store credential of SharedEngine {} (missing Secret or key)",
+                se.name_any()
+            )),
+        }
+    }
+    let live: Vec<String> = existing
+        .iter()
+        .map(|se| se.spec.token_store.url.clone())
+        .collect();
+    for r in &pass.status.registered_engines {
+        if !live.contains(&r.token_store_url) {
+            stores.push((
+                r.name.clone(),
+                TokenStore {
+                    url: r.token_store_url.clone(),
+                    credential: None,
+                },
+            ));
+        }
+    }
+    for (name, store) in stores {
+        let deleted = !existing.iter().any(|se| se.name_any() == name);
+        if let Err(e) = ctx.engines.revoke(&store, &identity).await {
+            if deleted {
+                pass.event(
+                    EventType::Normal,
+                    "TokenStoreGone",
+                    &format!(
+                        "SharedEngine {name} was deleted and its token store does not answer ({e}); the token went with it"
+                    ),
+                );
+            } else {
+                waiting.push(format!("revoking the token on SharedEngine {name}: {e}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every contract of this tester: those in the status, the holder of its name when it is ours,

@@ -191,4 +191,26 @@ mod tests {
         assert_eq!(ContractTag::decode(&tag.encode()), Some(tag));
         assert_eq!(ContractTag::decode("something else"), None);
     }
+
+    #[test]
+    fn the_deployment_debug_output_holds_no_agent_key() {
+        let p = Placement {
+            node_id: 1,
+            cpu: 1,
+            memory_bytes: 2 << 30,
+            disk_bytes: 20 << 30,
+        };
+        let tag = ContractTag {
+            tester: "u1".into(),
+            kind: "vm".into(),
+            build: String::new(),
+        };
+        let d = vm(7, &p, &MachineKeys::new("u1", ""), "agent-key-31337", &tag);
+        let printed = format!("{d:?}");
+        assert!(!printed.contains("agent-key-31337"), "{printed}");
+        assert!(
+            printed.contains(AGENT_KEY_ENV),
+            "the env's names are still shown"
+        );
+    }
 }

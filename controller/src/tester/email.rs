@@ -6,10 +6,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, api::DeleteParams};
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
-    transport::smtp::authentication::Credentials,
-};
+use lettre::{AsyncTransport, Message, message::header::ContentType};
 use tracing::info;
 
 use super::{
@@ -20,6 +17,7 @@ use super::{
 use crate::{
     config::Config,
     error::{Error, KubeContext, Result},
+    mail::Mailer,
     resources::AccountType,
 };
 
@@ -72,7 +70,7 @@ pub async fn welcome_email(pass: &mut Pass<'_>) -> Result<Flow> {
         AccountType::Existing => None,
     };
     let url = pass.status.url.clone().unwrap_or_default();
-    let Some(smtp) = pass.ctx.config.smtp_url.clone() else {
+    let Some(mailer) = pass.ctx.mailer.clone() else {
         info!(tester = %pass.name, "welcome email not sent: no mail provider configured");
         pass.set(
             WELCOME_EMAIL_SENT,
@@ -97,7 +95,7 @@ pub async fn welcome_email(pass: &mut Pass<'_>) -> Result<Flow> {
         &url,
         password.as_deref(),
     )?;
-    match send(&pass.ctx.config, &smtp, email).await {
+    match send(&mailer, email).await {
         Ok(()) => {
             pass.set(
                 WELCOME_EMAIL_SENT,
@@ -150,21 +148,11 @@ pub fn compose(
         .map_err(|e| Error::Email(format!("cannot build the email: {e}")))
 }
 
-async fn send(config: &Config, smtp: &str, email: Message) -> Result<()> {
-    let url = url::Url::parse(smtp).map_err(|e| Error::Email(format!("invalid SMTP URL: {e}")))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| Error::Email("SMTP URL has no host".into()))?;
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(url.port().unwrap_or(25));
-    if let (Some(user), Some(password)) = (&config.smtp_username, &config.smtp_password) {
-        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-    }
-    builder
-        .build()
+async fn send(mailer: &Mailer, email: Message) -> Result<()> {
+    mailer
         .send(email)
         .await
-        .map_err(|e| Error::Email(format!("SMTP server {host} refused or failed: {e}")))?;
+        .map_err(|e| Error::Email(format!("the SMTP server refused or failed: {e}")))?;
     Ok(())
 }
 

@@ -1,12 +1,13 @@
 //! Step `GateSecured`: the sign-in gate in front of the whole address, configured and proven.
 
+use secrecy::ExposeSecret;
 use std::collections::BTreeSet;
 
 use gridshim::api::GateSettings;
 use kube::runtime::events::EventType;
 
 use super::{Flow, Pass, conditions::GATE_SECURED, machine::agent};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The accounts allowed through a tester's gate: the administrators and the tester always (an
 /// edit of the spec can never lock them out), plus the spec's extra accounts. Sorted, unique.
@@ -22,14 +23,18 @@ pub fn allowed_accounts(admins: &[String], account: &str, extra: &[String]) -> V
 /// to the configured issuer, and `/health` answers. A gate that stops working later flips this
 /// (and so `Ready`) to False and is configured again.
 pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
-    let target = agent(pass).expect("machine ready");
-    let url = pass.status.url.clone().expect("gateway ready");
+    let target = agent(pass)?;
+    let url = pass
+        .status
+        .url
+        .clone()
+        .ok_or(Error::MissingField("status.url"))?;
     let cfg = &pass.ctx.config;
     let spec = &pass.tester.spec;
     let desired = GateSettings {
         issuer: cfg.oidc_issuer.clone(),
         client_id: cfg.oidc_client_id.clone(),
-        client_secret: cfg.oidc_client_secret.clone(),
+        client_secret: cfg.oidc_client_secret.expose_secret().to_string(),
         allowed_accounts: allowed_accounts(&cfg.admins, &spec.account_name, &spec.allowed_accounts),
         public_url: url.trim_end_matches('/').to_string(),
     };

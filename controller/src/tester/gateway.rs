@@ -29,13 +29,18 @@ pub async fn gateway(pass: &mut Pass<'_>) -> Result<Flow> {
     let Some(name) = hold_name(pass).await? else {
         return Ok(Flow::Requeue(std::time::Duration::from_secs(300)));
     };
-    let node = pass.status.placement.as_ref().expect("scheduled").node_id;
+    let node = pass
+        .status
+        .placement
+        .as_ref()
+        .ok_or(Error::MissingField("status.placement"))?
+        .node_id;
     let vm_address = pass
         .status
         .machine
         .as_ref()
         .and_then(|m| m.private_address.clone())
-        .expect("machine ready");
+        .ok_or(Error::MissingField("status.machine.privateAddress"))?;
     let tag = ContractTag {
         tester: pass.uid.clone(),
         kind: "gw".into(),
@@ -164,7 +169,18 @@ async fn hold_name(pass: &mut Pass<'_>) -> Result<Option<String>> {
                 return Ok(None);
             }
             None => {
-                let id = claim(pass, &name).await?.expect("free name claimed");
+                // Free a moment ago; another account may take it before our claim lands.
+                let Some(id) = claim(pass, &name).await? else {
+                    pass.set(
+                        GATEWAY_READY,
+                        false,
+                        "NameTaken",
+                        &format!(
+                            "gateway name {name} was lost and taken by another owner before it could be claimed again"
+                        ),
+                    );
+                    return Ok(None);
+                };
                 record_name(pass, &name, id);
                 pass.persist().await?;
                 return Ok(Some(name));

@@ -38,7 +38,7 @@ fn grid_channel(c: Channel) -> GridChannel {
 /// from the spec (channel or app set), waits for it, retries a failed one (service starts can
 /// lose a start-up race), records the versions.
 pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
-    let target = agent(pass).expect("machine ready");
+    let target = agent(pass)?;
     let channel = pass.tester.spec.channel;
     let mut apps: Vec<String> = vec!["gateway".into()];
     apps.extend(pass.tester.spec.apps.iter().map(|a| a.as_str().to_string()));

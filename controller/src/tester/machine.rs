@@ -5,6 +5,7 @@ use gridshim::{
     client::ErrorCategory,
 };
 use kube::{ResourceExt, runtime::events::EventType};
+use secrecy::ExposeSecret;
 
 use super::{
     Flow, Pass,
@@ -114,11 +115,16 @@ pub async fn my_contracts(
 }
 
 /// The agent of the tester's VM.
-pub fn agent(pass: &Pass<'_>) -> Option<AgentTarget> {
-    let address = pass.status.machine.as_ref()?.private_address.clone()?;
-    Some(AgentTarget {
+pub fn agent(pass: &Pass<'_>) -> Result<AgentTarget> {
+    let address = pass
+        .status
+        .machine
+        .as_ref()
+        .and_then(|m| m.private_address.clone())
+        .ok_or(Error::MissingField("status.machine.privateAddress"))?;
+    Ok(AgentTarget {
         mycelium_ip: address,
-        key: pass.ctx.config.agent_key.clone(),
+        key: pass.ctx.config.agent_key.expose_secret().to_string(),
     })
 }
 
@@ -130,7 +136,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         .status
         .placement
         .clone()
-        .expect("scheduled before machine");
+        .ok_or(Error::MissingField("status.placement"))?;
     let node = placement.node_id;
     let build = current_build(pass);
     let keys = MachineKeys::new(&pass.uid, &build);
@@ -143,7 +149,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         pass.ctx.grid.twin_id(),
         &placement,
         &keys,
-        &pass.ctx.config.agent_key,
+        pass.ctx.config.agent_key.expose_secret(),
         &tag,
     );
 
@@ -260,7 +266,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         pass.persist().await?;
     }
 
-    let target = agent(pass).expect("address recorded");
+    let target = agent(pass)?;
     match pass
         .ctx
         .grid("agent_config", pass.ctx.grid.agent_config(&target))

@@ -28,6 +28,7 @@ use kube::{
 };
 use tracing::{info, instrument, warn};
 
+pub use access::secret_value;
 pub use pass::{MANAGER, Pass, conditions};
 pub use schedule::pool_nodes;
 
@@ -57,7 +58,8 @@ pub async fn reconcile(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action>
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Tester> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, tester, |event| async {
+    let key = tester.uid().unwrap_or_else(|| tester.name_any());
+    let action = finalizer(&api, FINALIZER, tester, |event| async {
         match event {
             Finalizer::Apply(t) => apply(t, ctx.clone()).await,
             Finalizer::Cleanup(t) => cleanup::cleanup(t, ctx.clone()).await,
@@ -73,7 +75,9 @@ pub async fn reconcile(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action>
             F::AddFinalizer(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Error::Stale,
             other => Error::Finalizer(Box::new(other)),
         }
-    })
+    })?;
+    ctx.backoffs.succeeded(&key);
+    Ok(action)
 }
 
 /// Requeue policy on errors: a step already recorded the error in its condition.
@@ -85,8 +89,10 @@ pub fn error_policy(tester: Arc<Tester>, error: &Error, ctx: Arc<Context>) -> Ac
     if matches!(error, Error::Stale) {
         return Action::requeue(Duration::from_millis(500));
     }
-    warn!(tester = %tester.name_any(), error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let key = tester.uid().unwrap_or_else(|| tester.name_any());
+    let after = ctx.backoffs.failed(&key, error.is_fatal());
+    warn!(tester = %tester.name_any(), error = %error, retry_in = ?after, "reconcile failed");
+    Action::requeue(after)
 }
 
 /// Runs the steps in order until one stops the pass.
@@ -106,21 +112,15 @@ async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
 /// controller's own last status write (a requeue can come before the watch event): a pass must
 /// not build on a status older than the one it wrote.
 async fn fresh(tester: Arc<Tester>, ctx: &Context) -> Result<Arc<Tester>> {
-    let (Some(uid), Some(cached)) = (
-        tester.uid(),
-        tester
-            .resource_version()
-            .and_then(|v| v.parse::<u64>().ok()),
-    ) else {
+    let Some(uid) = tester.uid() else {
         return Ok(tester);
     };
     let last = ctx
         .written_versions
         .lock()
-        .expect("versions lock")
-        .get(&uid)
-        .copied();
-    if last.is_none_or(|last| cached >= last) {
+        .map_err(|_| Error::Poisoned("written versions"))?
+        .remove(&uid);
+    if !needs_fresh_read(tester.resource_version().as_deref(), last.as_deref()) {
         return Ok(tester);
     }
     ctx.kube_turn().await;
@@ -128,6 +128,7 @@ async fn fresh(tester: Arc<Tester>, ctx: &Context) -> Result<Arc<Tester>> {
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<Tester> = Api::namespaced(ctx.client.clone(), &ns);
+    // A GET is a quorum read: at least as new as our own write, so the entry can go.
     match api
         .get_opt(&tester.name_any())
         .await
@@ -136,6 +137,14 @@ async fn fresh(tester: Arc<Tester>, ctx: &Context) -> Result<Arc<Tester>> {
         Some(t) => Ok(Arc::new(t)),
         None => Ok(tester),
     }
+}
+
+/// Whether a pass must read the Tester afresh: the controller wrote a status whose
+/// `resourceVersion` is not the one of the cached copy. `resourceVersion` is opaque (API
+/// convention): it is only compared for equality, never ordered, so any other version (older,
+/// or newer after someone else's write) is read again once.
+fn needs_fresh_read(cached: Option<&str>, last_written: Option<&str>) -> bool {
+    last_written.is_some_and(|w| cached != Some(w))
 }
 
 async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
@@ -149,9 +158,18 @@ async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
                 Ok(flow) => return Ok(flow),
                 Err(e) => {
                     pass.ctx.metrics.errors.with_label_values(&["tester", $name, e.label()]).inc();
-                    let retry = matches!(&e, Error::Grid { source, .. } if source.is_retry_later());
-                    let reason = if retry { "GridRetrying" } else { "Error" };
-                    pass.set($cond, false, reason, &e.to_string());
+                    let retry = e.is_retry_later();
+                    let reason = match &e {
+                        Error::Grid { .. } if retry => "GridRetrying",
+                        Error::Engine { .. } if retry => "EngineRetrying",
+                        _ if e.is_fatal() => "Refused",
+                        _ => "Error",
+                    };
+                    let message = match e.remedy() {
+                        Some(remedy) => format!("{e}; {remedy}"),
+                        None => e.to_string(),
+                    };
+                    pass.set($cond, false, reason, &message);
                     if retry {
                         info!(step = $name, error = %e, "grid asked to retry later");
                         return Ok(Flow::Requeue(pass.backoff($cond)));
@@ -179,4 +197,23 @@ async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
         email::welcome_email(pass)
     );
     Ok(Flow::Continue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_versions_are_compared_only_for_equality() {
+        // Nothing written by us: the cached copy is used.
+        assert!(!needs_fresh_read(Some("41"), None));
+        // The cache holds our own last write.
+        assert!(!needs_fresh_read(Some("42"), Some("42")));
+        // Opaque versions that do not parse as numbers still work.
+        assert!(needs_fresh_read(Some("etcd-b7"), Some("etcd-c1")));
+        assert!(!needs_fresh_read(Some("etcd-c1"), Some("etcd-c1")));
+        // A version that "looks" newer is not ordered: it is read afresh, once.
+        assert!(needs_fresh_read(Some("100"), Some("99")));
+        assert!(needs_fresh_read(None, Some("99")));
+    }
 }

@@ -218,40 +218,21 @@ impl<'a> Pass<'a> {
             .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.max(0.0)))
     }
 
-    /// Sets `Ready` from the required conditions.
+    /// Sets `Ready` from the required conditions (see [`readiness`]); records time-to-Ready once,
+    /// on the transition to True.
     pub fn mark_ready(&mut self) {
-        let missing = conditions::REQUIRED
-            .iter()
-            .find(|c| !self.is_true(c))
-            .copied();
-        match missing {
-            None => {
-                if !self.is_true(conditions::READY)
-                    && let Some(created) = self.tester.meta().creation_timestamp.as_ref()
-                {
-                    let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
-                    self.ctx.metrics.time_to_ready.observe(secs);
-                }
-                self.set(
-                    conditions::READY,
-                    true,
-                    "AllStepsReady",
-                    "every step holds: the tester can sign in and work",
-                );
-            }
-            Some(c) => {
-                let why = self
-                    .condition(c)
-                    .map(|c| c.reason.clone())
-                    .unwrap_or_default();
-                self.set(
-                    conditions::READY,
-                    false,
-                    &format!("{c}NotReady"),
-                    &format!("waiting for {c} ({why})"),
-                );
-            }
+        let deleting = self.tester.metadata.deletion_timestamp.is_some();
+        let Some(ready) = readiness(&self.status.conditions, deleting) else {
+            return;
+        };
+        if ready.ok
+            && !self.is_true(conditions::READY)
+            && let Some(created) = self.tester.meta().creation_timestamp.as_ref()
+        {
+            let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
+            self.ctx.metrics.time_to_ready.observe(secs);
         }
+        self.set(conditions::READY, ready.ok, &ready.reason, &ready.message);
     }
 
     /// Writes the status if it changed (server-side apply of the whole status, owned by the
@@ -279,16 +260,11 @@ impl<'a> Pass<'a> {
             .await
         {
             Ok(written) => {
-                if let Some(v) = written
-                    .metadata
-                    .resource_version
-                    .as_deref()
-                    .and_then(|v| v.parse().ok())
-                {
+                if let Some(v) = written.metadata.resource_version.clone() {
                     self.ctx
                         .written_versions
                         .lock()
-                        .expect("versions lock")
+                        .map_err(|_| Error::Poisoned("written versions"))?
                         .insert(self.uid.clone(), v);
                 }
                 self.resource_version = written.metadata.resource_version;
@@ -346,6 +322,52 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// What `Ready` should say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    /// Whether the tester is Ready.
+    pub ok: bool,
+    /// The condition's reason.
+    pub reason: String,
+    /// The condition's message.
+    pub message: String,
+}
+
+/// `Ready` from the step conditions: True only when every required condition is True and the
+/// tester is not being deleted. While deleting, `Ready` is owned by the cleanup (it says what
+/// deletion waits for), so this returns `None` once cleanup has set it, and a plain "Deleting"
+/// otherwise: a tester being deleted is never Ready.
+pub fn readiness(conds: &[Condition], deleting: bool) -> Option<Readiness> {
+    if deleting {
+        let owned_by_cleanup = find_condition(conds, conditions::READY).is_some_and(|c| {
+            c.status == "False" && matches!(c.reason.as_str(), "Deleting" | "Deleted")
+        });
+        return (!owned_by_cleanup).then(|| Readiness {
+            ok: false,
+            reason: "Deleting".into(),
+            message: "the tester is being deleted".into(),
+        });
+    }
+    let is_true = |t: &str| find_condition(conds, t).is_some_and(|c| c.status == "True");
+    Some(match conditions::REQUIRED.iter().find(|c| !is_true(c)) {
+        None => Readiness {
+            ok: true,
+            reason: "AllStepsReady".into(),
+            message: "every step holds: the tester can sign in and work".into(),
+        },
+        Some(c) => {
+            let why = find_condition(conds, c)
+                .map(|c| c.reason.clone())
+                .unwrap_or_default();
+            Readiness {
+                ok: false,
+                reason: format!("{c}NotReady"),
+                message: format!("waiting for {c} ({why})"),
+            }
+        }
+    })
+}
+
 fn condition(type_: &str, status: &str, reason: &str, message: &str, tester: &Tester) -> Condition {
     Condition {
         type_: type_.to_string(),
@@ -354,5 +376,65 @@ fn condition(type_: &str, status: &str, reason: &str, message: &str, tester: &Te
         message: message.chars().take(2000).collect(),
         observed_generation: tester.metadata.generation,
         last_transition_time: Time(Timestamp::now()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: Some(1),
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    fn all_steps_true() -> Vec<Condition> {
+        conditions::REQUIRED
+            .iter()
+            .map(|t| cond(t, "True", "Ok", "fine"))
+            .collect()
+    }
+
+    #[test]
+    fn ready_when_every_step_holds() {
+        let r = readiness(&all_steps_true(), false).unwrap();
+        assert!(r.ok);
+        assert_eq!(r.reason, "AllStepsReady");
+    }
+
+    #[test]
+    fn ready_names_the_first_step_that_does_not_hold() {
+        let mut conds = all_steps_true();
+        conds[3] = cond(conditions::GATE_SECURED, "False", "GateDrifted", "x");
+        let r = readiness(&conds, false).unwrap();
+        assert!(!r.ok);
+        assert_eq!(r.reason, "GateSecuredNotReady");
+        assert_eq!(r.message, "waiting for GateSecured (GateDrifted)");
+    }
+
+    #[test]
+    fn a_tester_being_deleted_is_never_ready_and_keeps_what_deletion_waits_for() {
+        // Every step still holds, but the Tester is being deleted: never Ready.
+        let r = readiness(&all_steps_true(), true).unwrap();
+        assert!(!r.ok);
+        assert_eq!(r.reason, "Deleting");
+        // Once cleanup has said what it waits for, the Ready recomputation leaves it alone.
+        let mut conds = all_steps_true();
+        conds.push(cond(
+            conditions::READY,
+            "False",
+            "Deleting",
+            "deletion is waiting for: cancelling the VM contract 7: relay unreachable",
+        ));
+        assert_eq!(readiness(&conds, true), None);
+        let mut done = all_steps_true();
+        done.push(cond(conditions::READY, "False", "Deleted", "nothing left"));
+        assert_eq!(readiness(&done, true), None);
     }
 }
