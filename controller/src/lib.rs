@@ -24,3 +24,5 @@ pub mod run;
 pub mod scheduler;
 pub mod sharedengine;
 pub mod tester;
+#[cfg(test)]
+mod testing;

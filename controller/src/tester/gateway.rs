@@ -425,3 +425,33 @@ async fn routes(pass: &Pass<'_>, url: &str) -> bool {
     let health = format!("{}/health", url.trim_end_matches('/'));
     matches!(pass.ctx.http.get(&health).send().await, Ok(r) if r.status().is_success())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeGrid, context, tester};
+
+    #[tokio::test]
+    async fn a_name_taken_between_look_up_and_claim_is_reported_not_a_panic() {
+        let grid = FakeGrid::default();
+        let mut t = tester("bob", "Bob.Smith");
+        let name = "bob-smith-0a1b2c".to_string();
+        t.status = Some(crate::resources::TesterStatus {
+            gateway_name: Some(name.clone()),
+            ..Default::default()
+        });
+        // Our name was lost (its contract is gone) and another account takes it in the
+        // instant between our look-up and our claim.
+        grid.0.lock().unwrap().stolen_on_claim.insert(name.clone(), 99);
+        let ctx = context(grid.clone());
+        let mut pass = Pass::new(&t, &ctx).unwrap();
+
+        let held = hold_name(&mut pass).await.unwrap();
+
+        assert_eq!(held, None);
+        let c = pass.condition(GATEWAY_READY).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "NameTaken"));
+        assert!(c.message.contains(&name), "{}", c.message);
+        assert_eq!(grid.calls(), ["name_owner", "name_owner", "create_name_contract"]);
+    }
+}

@@ -217,3 +217,62 @@ mod tests {
         assert!(needs_fresh_read(None, Some("99")));
     }
 }
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+    use crate::testing::{FakeGrid, context, tester};
+    use gridshim::{api::ErrorCode, client::GridError};
+
+    fn grid_error(source: GridError) -> Error {
+        Error::Grid {
+            call: "create_node_contract",
+            source,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fatal_grid_error_waits_the_longest_and_says_what_to_change() {
+        let ctx = Arc::new(context(FakeGrid::default()));
+        let t = Arc::new(tester("bob", "bob"));
+        let fatal = grid_error(GridError::Fatal {
+            code: ErrorCode::Unauthorized,
+            message: "twin not authorized".into(),
+        });
+        assert_eq!(
+            error_policy(t.clone(), &fatal, ctx.clone()),
+            Action::requeue(Duration::from_secs(300))
+        );
+        assert!(fatal.remedy().unwrap().contains("GRID_TWIN_SECRET"));
+        // A transient error starts short: not the old fixed 5 s, not the cap.
+        let transient = Error::DeletionPending("waiting".into());
+        let first = error_policy(t, &transient, ctx);
+        assert_ne!(first, Action::requeue(Duration::from_secs(300)));
+        assert_ne!(first, Action::requeue(Duration::from_secs(5)));
+    }
+
+    #[tokio::test]
+    async fn a_tester_being_deleted_is_not_made_ready_again_by_the_status_write() {
+        let ctx = context(FakeGrid::default());
+        let mut t = tester("bob", "bob");
+        t.metadata.deletion_timestamp = t.metadata.creation_timestamp.clone();
+        let mut pass = Pass::new(&t, &ctx).unwrap();
+        for c in conditions::REQUIRED {
+            pass.set(c, true, "Ok", "holds");
+        }
+        pass.set(
+            conditions::READY,
+            false,
+            "Deleting",
+            "deletion is waiting for: cancelling the VM contract 7",
+        );
+        pass.mark_ready(); // what every status write does first
+        let ready = pass.condition(conditions::READY).unwrap();
+        assert_eq!(ready.status, "False");
+        assert_eq!(
+            ready.message,
+            "deletion is waiting for: cancelling the VM contract 7"
+        );
+        assert_eq!(ctx.metrics.time_to_ready.get_sample_count(), 0);
+    }
+}
