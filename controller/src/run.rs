@@ -33,14 +33,14 @@ use crate::{
 
 /// Runs the controller until SIGTERM/SIGINT (or until leadership is lost).
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // A mail URL that would leak in plaintext stops the controller here, before anything else.
+    let mailer = crate::mail::mailer(&config)?;
     let client = Client::try_default().await?;
     let grid = Arc::new(HttpGrid::new(
         config.grid_url.clone(),
         config.grid_twin_id,
         config.grid_twin_secret.expose_secret().to_string(),
     ));
-    // A mail URL that would leak in plaintext stops the controller here, before any tester.
-    let mailer = crate::mail::mailer(&config)?;
     let engines = Arc::new(crate::engines::HttpEngines::new()?);
     let metrics = Metrics::default();
     let ctx = Arc::new(Context::new(

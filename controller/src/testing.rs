@@ -155,7 +155,11 @@ impl Grid for FakeGrid {
     fn deployment_changes(&self, _: u32, _: u64) -> GridFuture<'_, Vec<WorkloadChange>> {
         unscripted!(self, "deployment_changes")
     }
-    fn agent_configure_gate<'a>(&'a self, _: &'a AgentTarget, _: &'a GateSettings) -> GridFuture<'a, ()> {
+    fn agent_configure_gate<'a>(
+        &'a self,
+        _: &'a AgentTarget,
+        _: &'a GateSettings,
+    ) -> GridFuture<'a, ()> {
         unscripted!(self, "agent_configure_gate")
     }
     fn agent_set_engines<'a>(
@@ -194,7 +198,12 @@ impl Grid for FakeGrid {
     fn list_engines(&self) -> GridFuture<'_, Vec<EngineInfo>> {
         unscripted!(self, "list_engines")
     }
-    fn register_engine_token<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> GridFuture<'a, ()> {
+    fn register_engine_token<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> GridFuture<'a, ()> {
         unscripted!(self, "register_engine_token")
     }
     fn revoke_engine_token<'a>(&'a self, _: &'a str, _: &'a str) -> GridFuture<'a, ()> {
@@ -229,7 +238,11 @@ impl Engines for NoEngines {
     ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(async move { Err(down(&s.url)) })
     }
-    fn revoke<'a>(&'a self, s: &'a TokenStore, _: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+    fn revoke<'a>(
+        &'a self,
+        s: &'a TokenStore,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(async move { Err(down(&s.url)) })
     }
     fn call<'a>(

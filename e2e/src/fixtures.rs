@@ -13,13 +13,18 @@ pub fn host_pool(name: &str, nodes: &[u32], disk_gib: u32, memory_gib: u32) -> S
     .unwrap()
 }
 
-/// A SharedEngine of kind `engine` served at `url`.
+/// A SharedEngine of kind `engine` served at `url`, its token store at `{url}/admin`.
 pub fn shared_engine(engine: &str, url: &str) -> String {
+    shared_engine_with_store(engine, engine, url, &format!("{url}/admin"))
+}
+
+/// A SharedEngine `name` of kind `engine` served at `url` whose token store is at `store`.
+pub fn shared_engine_with_store(name: &str, engine: &str, url: &str, store: &str) -> String {
     serde_json::to_string(&json!({
         "apiVersion": "sandbox.hero.dev/v1alpha1",
         "kind": "SharedEngine",
-        "metadata": {"name": engine},
-        "spec": {"engine": engine, "url": url, "tokenStore": {"url": format!("{url}/admin")}},
+        "metadata": {"name": name},
+        "spec": {"engine": engine, "url": url, "tokenStore": {"url": store}},
     }))
     .unwrap()
 }

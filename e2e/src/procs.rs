@@ -36,6 +36,7 @@ pub struct Process {
     /// The OS process.
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
@@ -46,21 +47,26 @@ impl Process {
             .stdin(Stdio::null());
         let mut child = cmd.spawn()?;
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let lines = lines.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if std::env::var_os("E2E_VERBOSE").is_some() {
                         eprintln!("{line}");
                     }
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Ok(Self { child, lines })
+        Ok(Self {
+            child,
+            lines,
+            readers,
+        })
     }
 
     /// Waits until a line containing `needle` appears; returns that line.
@@ -81,6 +87,24 @@ impl Process {
                     "no line containing {needle:?} after {timeout:?}; output so far:\n{}",
                     self.output()
                 );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit on its own (and for its output to be read); fails after
+    /// `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
+                }
+                return Ok(status);
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!("still running after {timeout:?}:\n{}", self.output());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -22,18 +22,41 @@ pub struct SmtpSink {
     /// `smtp://127.0.0.1:PORT`.
     pub url: String,
     mails: Arc<Mutex<Vec<Mail>>>,
+    data_started: Arc<Mutex<u32>>,
+}
+
+/// How the sink answers the end of a message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `250 queued`: the message is kept.
+    Accept,
+    /// Never answers once the message has been sent (a server that hangs), so the sender is
+    /// left waiting after the email may have gone out.
+    Stall,
 }
 
 impl SmtpSink {
-    /// Starts listening on a free loopback port.
+    /// Starts listening on a free loopback port; messages are accepted and kept.
     pub async fn start() -> Self {
+        Self::start_mode(Mode::Accept).await
+    }
+
+    /// A sink that takes the message but never answers after it (see [`Mode::Stall`]).
+    pub async fn stalling() -> Self {
+        Self::start_mode(Mode::Stall).await
+    }
+
+    async fn start_mode(mode: Mode) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
         let mails: Arc<Mutex<Vec<Mail>>> = Arc::default();
+        let data_started: Arc<Mutex<u32>> = Arc::default();
         let store = mails.clone();
+        let started = data_started.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 let store = store.clone();
+                let started = started.clone();
                 tokio::spawn(async move {
                     let (r, mut w) = sock.into_split();
                     let mut lines = BufReader::new(r).lines();
@@ -51,6 +74,7 @@ impl SmtpSink {
                                 .push(line[8..].trim().trim_matches(['<', '>']).to_string());
                             b"250 OK\r\n"
                         } else if upper == "DATA" {
+                            *started.lock().unwrap() += 1;
                             let _ = w.write_all(b"354 go on\r\n").await;
                             while let Ok(Some(l)) = lines.next_line().await {
                                 if l == "." {
@@ -58,6 +82,10 @@ impl SmtpSink {
                                 }
                                 mail.data.push_str(&l);
                                 mail.data.push('\n');
+                            }
+                            if mode == Mode::Stall {
+                                // Hold the connection open without a word.
+                                std::future::pending::<()>().await;
                             }
                             store.lock().unwrap().push(std::mem::replace(
                                 &mut mail,
@@ -80,7 +108,16 @@ impl SmtpSink {
                 });
             }
         });
-        Self { url, mails }
+        Self {
+            url,
+            mails,
+            data_started,
+        }
+    }
+
+    /// How many messages senders began to transmit (`DATA` commands), kept or not.
+    pub fn data_started(&self) -> u32 {
+        *self.data_started.lock().unwrap()
     }
 
     /// Everything received so far.

@@ -253,6 +253,36 @@ impl Controller {
         Ok(out)
     }
 
+    /// The value of one metric series of this controller process, e.g.
+    /// `sandbox_step_duration_seconds_count{step="email"}` (0 when it has no sample yet).
+    pub async fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `series` reaches `at_least` (metrics have no watch: this polls /metrics).
+    pub async fn metric_reaches(
+        &self,
+        series: &str,
+        at_least: f64,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let v = self.metric(series).await;
+            if v >= at_least {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{series} is {v} after {timeout:?}, not {at_least}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The metrics text.
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.metrics_url))

@@ -1,11 +1,80 @@
-//! Waiting for what the controller does, by watching the real API server.
+//! Waiting for what the controller does, by watching the real API server (kube-runtime's
+//! `await_condition`: a watch on the one object, no polling).
 
-use std::time::{Duration, Instant};
+use std::{fmt::Debug, hash::Hash, time::Duration};
 
 use controller::resources::{Tester, condition_status};
-use kube::Api;
+use futures::{StreamExt, TryStreamExt};
+use kube::{
+    Api, Resource,
+    runtime::{reflector, wait::await_condition, watcher},
+};
+use serde::{Serialize, de::DeserializeOwned};
 
-/// Polls `get` until `check` holds for the Tester, or fails after `timeout` with the last state.
+/// Watches the object `name` until `check` holds, or fails after `timeout` with its last
+/// state.
+pub async fn object_until<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&K) -> bool,
+) -> anyhow::Result<K>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + 'static,
+{
+    let watched = await_condition(api.clone(), name, |o: Option<&K>| o.is_some_and(&check));
+    match tokio::time::timeout(timeout, watched).await {
+        Ok(Ok(Some(o))) => return Ok(o),
+        Ok(Ok(None)) => anyhow::bail!("{name}: gone while waiting to be {what}"),
+        Ok(Err(e)) => anyhow::bail!("{name}: watching it failed: {e}"),
+        Err(_) => {}
+    }
+    let last = api
+        .get_opt(name)
+        .await?
+        .map(|o| serde_yaml::to_string(&o).unwrap_or_default());
+    anyhow::bail!(
+        "{name}: not {what} after {timeout:?}; last state:\n{}",
+        last.unwrap_or_else(|| "<none>".into())
+    )
+}
+
+/// Watches every object of `api` until `check` holds for the whole set; returns the set.
+pub async fn all_until<K>(
+    api: &Api<K>,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&[K]) -> bool,
+) -> anyhow::Result<Vec<K>>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let mut events = reflector(writer, watcher(api.clone(), watcher::Config::default())).boxed();
+    use watcher::Event as E;
+    let snapshot = || -> Vec<K> { reader.state().iter().map(|o| (**o).clone()).collect() };
+    let watched = async {
+        while let Some(event) = events.try_next().await? {
+            // During a (re)list the store still shows the previous state: judge it after.
+            let settled = matches!(event, E::InitDone | E::Apply(_) | E::Delete(_));
+            if settled && check(&snapshot()) {
+                return Ok::<_, anyhow::Error>(snapshot());
+            }
+        }
+        anyhow::bail!("the watch ended")
+    };
+    match tokio::time::timeout(timeout, watched).await {
+        Ok(out) => out,
+        Err(_) => anyhow::bail!(
+            "not {what} after {timeout:?}; {} object(s) then",
+            snapshot().len()
+        ),
+    }
+}
+
+/// Watches the Tester until `check` holds, or fails after `timeout` with its last state.
 pub async fn tester_until(
     api: &Api<Tester>,
     name: &str,
@@ -13,24 +82,7 @@ pub async fn tester_until(
     what: &str,
     check: impl Fn(&Tester) -> bool,
 ) -> anyhow::Result<Tester> {
-    let start = Instant::now();
-    let mut last = None;
-    while start.elapsed() < timeout {
-        if let Some(t) = api.get_opt(name).await? {
-            if check(&t) {
-                return Ok(t);
-            }
-            last = Some(t);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let status = last
-        .and_then(|t| t.status)
-        .map(|s| serde_yaml::to_string(&s).unwrap_or_default());
-    anyhow::bail!(
-        "tester {name}: not {what} after {timeout:?}; last status:\n{}",
-        status.unwrap_or_else(|| "<none>".into())
-    )
+    object_until(api, name, timeout, what, check).await
 }
 
 /// Waits until the Tester's condition `type_` has `status`.
@@ -56,16 +108,16 @@ pub async fn ready(api: &Api<Tester>, name: &str, timeout: Duration) -> anyhow::
 
 /// Waits until the Tester is gone (its finalizer released).
 pub async fn gone(api: &Api<Tester>, name: &str, timeout: Duration) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if api.get_opt(name).await?.is_none() {
-            return Ok(());
+    let watched = await_condition(api.clone(), name, |t: Option<&Tester>| t.is_none());
+    match tokio::time::timeout(timeout, watched).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => anyhow::bail!("tester {name}: watching it failed: {e}"),
+        Err(_) => {
+            let t = api.get_opt(name).await?;
+            anyhow::bail!(
+                "tester {name} still there after {timeout:?}: {:?}",
+                t.and_then(|t| t.status)
+            )
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let t = api.get_opt(name).await?;
-    anyhow::bail!(
-        "tester {name} still there after {timeout:?}: {:?}",
-        t.and_then(|t| t.status)
-    )
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use controller::resources::{Tester, condition_status, find_condition};
+use controller::resources::{HostPool, Tester, condition_status, find_condition};
 use e2e::{
     fixtures::{ai_keys, host_pool, shared_engine, tester},
     smtp::SmtpSink,
@@ -27,6 +27,36 @@ fn cond(t: &Tester, type_: &str) -> (String, String) {
 
 async fn testers(s: &Stack) -> Vec<Tester> {
     s.api.list(&ListParams::default()).await.unwrap().items
+}
+
+/// What the agent of the machine at `mycelium_ip` holds (no secret values).
+async fn agent_view(s: &Stack, mycelium_ip: &str) -> gridshim::api::AgentConfigView {
+    use gridshim::client::Grid;
+    gridshim::client::HttpGrid::new(s.grid.url.clone(), e2e::stack::TWIN, TWIN_SECRET)
+        .agent_config(&gridshim::api::AgentTarget {
+            mycelium_ip: mycelium_ip.into(),
+            key: AGENT_KEY.into(),
+        })
+        .await
+        .unwrap()
+}
+
+/// A key of a Secret of the test namespace, decoded.
+fn secret_value(s: &Stack, secret: &str, key: &str) -> String {
+    let out = s.ns.kubectl(&[
+        "get",
+        "secret",
+        secret,
+        "-o",
+        &format!("jsonpath={{.data.{key}}}"),
+    ]);
+    assert!(out.status.success(), "secret {secret}");
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        out.stdout.trim_ascii(),
+    )
+    .unwrap();
+    String::from_utf8(bytes).unwrap()
 }
 
 fn fault(kind: FaultKind, mode: FaultMode, scope: FaultScope) -> FaultSpec {
@@ -122,19 +152,11 @@ async fn twenty_testers_on_room_for_fifteen_and_freed_room_is_used() {
             .count();
         (ready, unschedulable)
     };
-    let start = std::time::Instant::now();
-    loop {
-        let ts = testers(&s).await;
-        if counts(&ts) == (15, 5) {
-            break;
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "expected 15 Ready and 5 unschedulable, got {:?}",
-            counts(&ts)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait::all_until(&s.api, TIMEOUT, "15 Ready and 5 unschedulable", |ts| {
+        counts(ts) == (15, 5)
+    })
+    .await
+    .unwrap();
     let inspect = s.grid.admin.inspect().await.unwrap();
     assert_eq!(inspect.vms.len(), 15, "exactly 15 machines");
     let node = &s.grid.admin_node(1).await;
@@ -165,20 +187,11 @@ async fn twenty_testers_on_room_for_fifteen_and_freed_room_is_used() {
                 .success()
         );
     }
-    let start = std::time::Instant::now();
-    loop {
-        let ts = testers(&s).await;
-        if ts.len() == 15 && counts(&ts) == (15, 0) {
-            break;
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "after freeing 5: {:?} of {}",
-            counts(&ts),
-            ts.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait::all_until(&s.api, TIMEOUT, "15 Ready after freeing 5", |ts| {
+        ts.len() == 15 && counts(ts) == (15, 0)
+    })
+    .await
+    .unwrap();
     assert_eq!(s.grid.admin.inspect().await.unwrap().vms.len(), 15);
 }
 
@@ -349,9 +362,15 @@ async fn rebuild_keeps_address_and_account_and_a_channel_change_reinstalls() {
     let s = Stack::start("rebuild", &[TestNode::new(1, 1000, 64)], "", &[]).await;
     s.apply(&host_pool("pool", &[1], 50, 4));
     s.apply(&ai_keys(&[("openai", "sk-1"), ("anthropic", "sk-2")]));
+    s.apply(&shared_engine("embedder", &s.grid.engine_url("embedder")));
     s.apply(
         &tester("r", "Rita", "pool")
             .with("aiProviders", json!(["openai", "anthropic"]))
+            .with("sharedEngines", json!(["embedder"]))
+            .with(
+                "sshKey",
+                json!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRita rita@laptop"),
+            )
             .build(),
     );
     let before = wait::ready(&s.api, "r", TIMEOUT)
@@ -388,6 +407,21 @@ async fn rebuild_keeps_address_and_account_and_a_channel_change_reinstalls() {
         inspect.vms
     );
     assert!(inspect.vms[0].gate_configured);
+    // The new machine holds the same token (by digest), the engine, both AI keys and both SSH
+    // keys: the access settings followed the rebuild.
+    let view = agent_view(&s, &inspect.vms[0].mycelium_ip).await;
+    let token = secret_value(&s, "r-engine-token", "token");
+    assert_eq!(
+        view.engine_token_digests.get("embedder"),
+        Some(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&token))),
+        "{view:?}"
+    );
+    assert_eq!(
+        view.engines.get("embedder"),
+        Some(&s.grid.engine_url("embedder"))
+    );
+    assert_eq!(view.ai_providers.len(), 2, "{view:?}");
+    assert_eq!(view.ssh_keys, 2, "support key and the tester's own");
 
     // Channel change: reinstalled in place, recorded versions follow.
     assert!(
@@ -538,16 +572,19 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
         "the one-time password is erased once sent"
     );
 
-    // A restart never sends it again.
+    // A restart never sends it again: the restarted controller runs the email step (its own
+    // step metric says so) and sends nothing.
     let first_log = s.controller().kill_and_restart().unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        s.ns.kubectl(&["annotate", "tester", "new", "poke=1"])
-            .status
-            .success()
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.controller()
+        .metric_reaches(
+            r#"sandbox_step_duration_seconds_count{step="email"}"#,
+            1.0,
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
     assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(smtp.data_started(), 1, "no second attempt either");
 
     // Secrets hygiene: none of them in any status, Event or log line.
     let token = String::from_utf8(
@@ -676,28 +713,20 @@ async fn a_node_going_down_with_a_tester_on_it_flips_ready_until_it_is_back() {
         t.status.as_ref().unwrap().phase.as_deref(),
         Some("Provisioning")
     );
-    let hp = s.ns.kubectl(&[
-        "get",
-        "hostpool",
+    let pools: kube::Api<HostPool> = kube::Api::namespaced(s.api.clone().into_client(), &s.ns.name);
+    wait::object_until(
+        &pools,
         "pool",
-        "-o",
-        "jsonpath={.status.onlineCount}/{.status.fit}",
-    ]);
-    let got = String::from_utf8_lossy(&hp.stdout).into_owned();
-    let start = std::time::Instant::now();
-    let mut got = got;
-    while got != "0/0" && start.elapsed() < TIMEOUT {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let hp = s.ns.kubectl(&[
-            "get",
-            "hostpool",
-            "pool",
-            "-o",
-            "jsonpath={.status.onlineCount}/{.status.fit}",
-        ]);
-        got = String::from_utf8_lossy(&hp.stdout).into_owned();
-    }
-    assert_eq!(got, "0/0", "the pool reports the node offline and no room");
+        TIMEOUT,
+        "reporting the node offline and no room",
+        |hp| {
+            hp.status
+                .as_ref()
+                .is_some_and(|st| st.online_count == 0 && st.fit == 0)
+        },
+    )
+    .await
+    .unwrap();
 
     let up = NodeCondition {
         status: Some(NodeStatus::Up),

@@ -171,6 +171,11 @@ async fn config(State(ctx): State<Ctx>, headers: HeaderMap) -> ApiResult<Json<Ag
                 .iter()
                 .map(|e| (e.engine.clone(), e.url.clone()))
                 .collect(),
+            engine_token_digests: vm
+                .engines
+                .iter()
+                .map(|e| (e.engine.clone(), crate::server::sha256_hex(&e.token)))
+                .collect(),
             ssh_keys: vm.ssh_keys.len(),
             ai_providers: vm.ai_keys.keys().cloned().collect(),
         })

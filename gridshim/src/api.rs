@@ -863,6 +863,10 @@ pub struct AgentConfigView {
     pub gate: Option<GateView>,
     /// Engine name → URL (no token).
     pub engines: BTreeMap<String, String>,
+    /// Engine name → SHA-256 (hex) of the token the machine holds for it: proves which token
+    /// reached the machine without giving it away.
+    #[serde(default)]
+    pub engine_token_digests: BTreeMap<String, String>,
     /// How many SSH keys are set.
     pub ssh_keys: usize,
     /// AI providers that have a key (no key).

@@ -49,6 +49,11 @@ pub struct Config {
     /// Realistic timings are divided by this.
     #[serde(default = "one")]
     pub time_scale: f64,
+    /// How long the proxy takes to count a new deployment in a node's used figures, in
+    /// milliseconds, whatever the profile (unset: the profile's own, zero on `instant`). Lets a
+    /// test on the instant profile show what a client does with a listing that lags.
+    #[serde(default)]
+    pub proxy_lag_ms: Option<u64>,
     /// Twins that may call the chain and nodes.
     pub twins: Vec<TwinConfig>,
     /// Nodes of the grid.

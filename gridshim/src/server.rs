@@ -289,7 +289,8 @@ pub fn sha256_hex(s: &str) -> String {
 impl Sim {
     /// Builds the simulator from config, loading persisted state.
     pub fn new(cfg: Config, store: Store) -> Result<Arc<Sim>, StartError> {
-        let timing = Timing::new(cfg.profile, cfg.time_scale);
+        let timing = Timing::new(cfg.profile, cfg.time_scale)
+            .with_proxy_lag(cfg.proxy_lag_ms.map(std::time::Duration::from_millis));
         let catalog = CatalogState::new(&cfg)?;
         let engines = Engines::new(&cfg);
         let faults = Faults::default();

@@ -85,6 +85,8 @@ pub struct Timing {
     pub profile: Profile,
     /// Realistic durations are divided by this.
     pub scale: f64,
+    /// The proxy's lag when set apart from the profile (see `Config::proxy_lag_ms`).
+    pub proxy_lag: Option<Duration>,
 }
 
 impl Timing {
@@ -95,7 +97,17 @@ impl Timing {
         } else {
             1.0
         };
-        Timing { profile, scale }
+        Timing {
+            profile,
+            scale,
+            proxy_lag: None,
+        }
+    }
+
+    /// The same clock with the proxy's lag set apart from the profile.
+    pub fn with_proxy_lag(mut self, lag: Option<Duration>) -> Self {
+        self.proxy_lag = lag;
+        self
     }
 
     /// True when nothing waits.
@@ -113,6 +125,9 @@ impl Timing {
 
     /// A draw of a named duration.
     pub fn of(&self, w: Wait) -> Duration {
+        if let (Wait::ProxyLag, Some(lag)) = (w, self.proxy_lag) {
+            return lag;
+        }
         if self.is_instant() {
             return Duration::ZERO;
         }

@@ -674,10 +674,22 @@ async fn realistic_profile_replays_the_same_flow_scaled() {
     assert_eq!(st.state, InstallState::Succeeded);
 }
 
-/// Scale check (run with `--ignored`): 1,000 VMs with gateways on the instant profile.
+/// Scale check in every `make test`: 200 VMs with gateways, at once, in one process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_testers_at_once_on_instant() {
+    scale_check(200).await;
+}
+
+/// The full scale check (run with `--ignored`; `make bench` also onboards 1,000 testers through
+/// the controller): 1,000 VMs with gateways on the instant profile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "scale check, takes a while on 2 cores"]
 async fn a_thousand_testers_on_instant() {
+    scale_check(1000).await;
+}
+
+/// `n` testers at once on one big node: VM, name, gateway and an agent call each.
+async fn scale_check(n: u32) {
     let (mut cfg, _) = config("");
     let mut big = cfg.nodes[0].clone();
     big.id = 50;
@@ -688,7 +700,7 @@ async fn a_thousand_testers_on_instant() {
     let s = std::sync::Arc::new(shim_cfg(cfg, None, false).await);
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
-    for i in 0..1000u32 {
+    for i in 0..n {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let (_, vm) = vm(&s.us, 50, "k").await;
@@ -704,6 +716,7 @@ async fn a_thousand_testers_on_instant() {
         t.await.unwrap();
     }
     let insp = s.admin.inspect().await.unwrap();
-    assert_eq!(insp.vms.len(), 1000);
-    eprintln!("1000 testers in {:?}", started.elapsed());
+    assert_eq!(insp.vms.len(), n as usize);
+    assert_eq!(insp.gateways.len(), n as usize);
+    eprintln!("{n} testers in {:?}", started.elapsed());
 }

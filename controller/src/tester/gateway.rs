@@ -442,7 +442,11 @@ mod tests {
         });
         // Our name was lost (its contract is gone) and another account takes it in the
         // instant between our look-up and our claim.
-        grid.0.lock().unwrap().stolen_on_claim.insert(name.clone(), 99);
+        grid.0
+            .lock()
+            .unwrap()
+            .stolen_on_claim
+            .insert(name.clone(), 99);
         let ctx = context(grid.clone());
         let mut pass = Pass::new(&t, &ctx).unwrap();
 
@@ -450,8 +454,14 @@ mod tests {
 
         assert_eq!(held, None);
         let c = pass.condition(GATEWAY_READY).unwrap();
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "NameTaken"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NameTaken")
+        );
         assert!(c.message.contains(&name), "{}", c.message);
-        assert_eq!(grid.calls(), ["name_owner", "name_owner", "create_name_contract"]);
+        assert_eq!(
+            grid.calls(),
+            ["name_owner", "name_owner", "create_name_contract"]
+        );
     }
 }
