@@ -275,7 +275,7 @@ fn non_default_values_turn_on_leader_election_namespace_scope_service_monitor_an
     assert_eq!(env_value(&env, "ADMINS").as_deref(), Some("root,ops.lead"));
     assert_eq!(
         env_value(&env, "SMTP_URL").as_deref(),
-        Some("smtp://mail.example.com:587")
+        Some("smtp://mail.example.com:587?tls=required")
     );
     assert_eq!(
         env["SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"].as_str(),
@@ -811,6 +811,11 @@ fn bad_values_are_refused_with_a_clear_message() {
             "twin id 0",
             "grid: {url: https://g.example.com, twinId: 0, twinSecret: {name: a, key: b}}",
             &[SCHEMA, "at '/grid/twinId': minimum: got 0, want 1"],
+        ),
+        (
+            "mail in plaintext across the network",
+            "smtp: {url: 'smtp://mail.example.com:587'}",
+            &[SCHEMA, "at '/smtp/url'", "does not match pattern"],
         ),
         (
             "root user",
