@@ -119,6 +119,10 @@ pub struct Config {
     #[arg(long, env = "RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
     pub resync: Duration,
 
+    /// How often each Ready tester's apps are asked for their health (`AppsHealthy`).
+    #[arg(long, env = "APP_HEALTH_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub app_health_interval: Duration,
+
     /// Run leader election so that only one replica reconciles.
     #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
     pub leader_election: bool,

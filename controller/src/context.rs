@@ -5,13 +5,19 @@ use std::{
     future::Future,
     net::SocketAddr,
     num::NonZeroU32,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use gridshim::client::{Grid, GridError};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::{
+    ResourceExt,
+    runtime::{
+        events::{Recorder, Reporter},
+        reflector::{ObjectRef, Store},
+    },
+};
 
 use crate::{
     backoff::Backoffs,
@@ -20,6 +26,7 @@ use crate::{
     error::{Error, Result},
     mail::Mailer,
     metrics::Metrics,
+    resources::{HostPool, Tester},
     scheduler::{Ledger, NodeView},
 };
 
@@ -30,6 +37,14 @@ pub struct PoolNodes {
     pub nodes: Vec<NodeView>,
     /// When the listing was taken.
     pub listed_at: Instant,
+}
+
+/// The caches of the watched objects, filled by the controllers' watches.
+pub struct Stores {
+    /// Every Tester.
+    pub testers: Store<Tester>,
+    /// Every HostPool.
+    pub pools: Store<HostPool>,
 }
 
 /// Shared by every reconcile.
@@ -56,6 +71,10 @@ pub struct Context {
     /// a pass whose cached copy has another version reads the object afresh instead of
     /// working from a stale status.
     pub written_versions: Mutex<HashMap<String, String>>,
+    /// The watched objects (set once the controllers start; empty in unit tests).
+    pub stores: OnceLock<Stores>,
+    /// When each Tester's apps were last checked (by UID).
+    pub app_checks: Mutex<HashMap<String, Instant>>,
     /// Retry delays of the Testers whose last reconcile failed.
     pub backoffs: Backoffs,
     /// HTTP client for probing testers' public URLs (never follows redirects).
@@ -102,6 +121,8 @@ impl Context {
             pools: Default::default(),
             written_versions: Default::default(),
             backoffs: Backoffs::default(),
+            stores: OnceLock::new(),
+            app_checks: Default::default(),
             http,
         }
     }
@@ -134,6 +155,16 @@ impl Context {
     /// a reconcile makes (watches are not limited).
     pub async fn kube_turn(&self) {
         self.kube_limiter.until_ready().await;
+    }
+
+    /// The Tester's HostPool from the watch cache (`None` before the cache is filled, or when
+    /// the pool does not exist).
+    pub fn pool_of(&self, tester: &Tester) -> Option<Arc<HostPool>> {
+        let stores = self.stores.get()?;
+        let ns = tester.namespace()?;
+        stores
+            .pools
+            .get(&ObjectRef::new(&tester.spec.host_pool).within(&ns))
     }
 
     /// Counts an API write (benchmarks check that steady state makes none).

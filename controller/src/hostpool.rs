@@ -16,9 +16,9 @@ use tracing::warn;
 use crate::{
     context::Context,
     error::{Error, KubeContext, Result},
-    resources::{ConditionExt, HostPool, HostPoolStatus, NodeCapacity},
+    resources::{ConditionExt, HostPool, HostPoolStatus, NodeCapacity, PAUSED_ANNOTATION},
     scheduler::Need,
-    tester::pool_nodes,
+    tester::{Breaker, pool_nodes},
 };
 
 /// How often a pool's nodes are listed again.
@@ -35,8 +35,24 @@ pub async fn reconcile(pool: Arc<HostPool>, ctx: Arc<Context>) -> Result<Action>
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = pool.name_any();
     let key = format!("{ns}/{name}");
-    let listing = pool_nodes(&ctx, &key, &pool, REFRESH / 2).await;
     let old = pool.status.clone().unwrap_or_default();
+    if pool.annotations().contains_key(PAUSED_ANNOTATION) {
+        // No grid call and no write but the Paused condition.
+        let mut status = old.clone();
+        status.conditions.set_condition(
+            named_condition(
+                "Paused",
+                true,
+                "PausedByAnnotation",
+                &format!("paused by the annotation {PAUSED_ANNOTATION}: its nodes are not listed and its testers are not touched until it is removed"),
+                &pool,
+            ),
+            Time(Timestamp::now()),
+        );
+        write_status(&ctx, &ns, &name, &old, &status).await?;
+        return Ok(Action::await_change());
+    }
+    let listing = pool_nodes(&ctx, &key, &pool, REFRESH / 2).await;
     let mut status = HostPoolStatus {
         conditions: old.conditions.clone(),
         ..Default::default()
@@ -92,7 +108,7 @@ pub async fn reconcile(pool: Arc<HostPool>, ctx: Arc<Context>) -> Result<Action>
             status.phase = Some(phase.into());
             status
                 .conditions
-                .set_condition(condition(ok, reason, &msg, &pool), now);
+                .set_condition(condition(ok, reason, &msg, &pool), now.clone());
             ctx.metrics
                 .hostpool_fit
                 .with_label_values(&[&ns, &name])
@@ -107,25 +123,87 @@ pub async fn reconcile(pool: Arc<HostPool>, ctx: Arc<Context>) -> Result<Action>
             status.phase = Some("Unknown".into());
             status.conditions.set_condition(
                 condition(false, "GridUnavailable", &e.to_string(), &pool),
-                now,
+                now.clone(),
             );
         }
     }
-    status.observed_generation = pool.metadata.generation;
-    if status != old {
-        ctx.kube_turn().await;
-        let api: Api<HostPool> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "sandbox.hero.dev/v1alpha1", "kind": "HostPool", "status": status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(crate::tester::MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .kube("writing the HostPool status")?;
-        ctx.count_write("patch", "hostpools/status");
+    if status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Paused" && c.status == "True")
+    {
+        status.conditions.set_condition(
+            named_condition("Paused", false, "Resumed", "the pause was lifted", &pool),
+            now.clone(),
+        );
     }
+    remediation_status(&ctx, &pool, &mut status, now);
+    status.observed_generation = pool.metadata.generation;
+    write_status(&ctx, &ns, &name, &old, &status).await?;
     Ok(Action::requeue(REFRESH))
+}
+
+/// The breaker of remediation: how many of the pool's testers are unhealthy, and whether
+/// machines may be moved (`Remediation` condition).
+fn remediation_status(ctx: &Context, pool: &HostPool, status: &mut HostPoolStatus, now: Time) {
+    let Some(stores) = ctx.stores.get() else {
+        return;
+    };
+    let testers: Vec<_> = stores
+        .testers
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace() == pool.namespace() && t.spec.host_pool == pool.name_any())
+        .collect();
+    let breaker = Breaker::of(
+        testers.iter().map(|t| t.as_ref()),
+        pool.spec.remediation.max_unhealthy,
+    );
+    status.unhealthy = breaker.unhealthy;
+    let (ok, reason, msg) = match (pool.spec.remediation.after(), breaker.open()) {
+        (None, _) => (
+            false,
+            "Disabled",
+            "remediation is off (unhealthyAfter: 0s)".to_string(),
+        ),
+        (Some(_), true) => (false, "TooManyUnhealthy", breaker.to_string()),
+        (Some(after), false) => (
+            true,
+            "Armed",
+            format!(
+                "a machine unreachable for more than {} is moved to another node; {breaker}",
+                humantime::format_duration(after)
+            ),
+        ),
+    };
+    status
+        .conditions
+        .set_condition(named_condition("Remediation", ok, reason, &msg, pool), now);
+}
+
+async fn write_status(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    old: &HostPoolStatus,
+    status: &HostPoolStatus,
+) -> Result<()> {
+    if status == old {
+        return Ok(());
+    }
+    ctx.kube_turn().await;
+    let api: Api<HostPool> = Api::namespaced(ctx.client.clone(), ns);
+    let patch =
+        json!({"apiVersion": "sandbox.hero.dev/v1alpha1", "kind": "HostPool", "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(crate::tester::MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .kube("writing the HostPool status")?;
+    ctx.count_write("patch", "hostpools/status");
+    Ok(())
 }
 
 fn condition(
@@ -134,8 +212,18 @@ fn condition(
     message: &str,
     pool: &HostPool,
 ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    named_condition("Available", ok, reason, message, pool)
+}
+
+fn named_condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    pool: &HostPool,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-        type_: "Available".into(),
+        type_: type_.into(),
         status: if ok { "True" } else { "False" }.into(),
         reason: reason.into(),
         message: message.into(),

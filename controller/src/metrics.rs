@@ -27,6 +27,10 @@ pub struct Metrics {
     pub hostpool_fit: IntGaugeVec,
     /// API writes made, per verb and resource (steady state must show none).
     pub api_writes: IntCounterVec,
+    /// Machines moved off an unhealthy node, per HostPool.
+    pub remediations: IntCounterVec,
+    /// Testers on which an app does not answer its health check, per app.
+    pub apps_unhealthy: IntGaugeVec,
 }
 
 fn buckets() -> Vec<f64> {
@@ -95,14 +99,36 @@ impl Default for Metrics {
             &["verb", "resource"],
         )
         .unwrap();
-        for c in [&reconciles, &errors, &grid_errors, &api_writes] {
+        let remediations = IntCounterVec::new(
+            Opts::new(
+                "sandbox_remediations_total",
+                "Machines rebuilt on another node because theirs was unhealthy",
+            ),
+            &["namespace", "hostpool"],
+        )
+        .unwrap();
+        let apps_unhealthy = IntGaugeVec::new(
+            Opts::new(
+                "sandbox_apps_unhealthy",
+                "Testers on which the app does not answer its health check",
+            ),
+            &["app"],
+        )
+        .unwrap();
+        for c in [
+            &reconciles,
+            &errors,
+            &grid_errors,
+            &api_writes,
+            &remediations,
+        ] {
             registry.register(Box::new(c.clone())).unwrap();
         }
         registry.register(Box::new(time_to_ready.clone())).unwrap();
         for h in [&step_duration, &grid_duration] {
             registry.register(Box::new(h.clone())).unwrap();
         }
-        for g in [&testers, &hostpool_fit] {
+        for g in [&testers, &hostpool_fit, &apps_unhealthy] {
             registry.register(Box::new(g.clone())).unwrap();
         }
         Self {
@@ -116,6 +142,8 @@ impl Default for Metrics {
             testers,
             hostpool_fit,
             api_writes,
+            remediations,
+            apps_unhealthy,
         }
     }
 }

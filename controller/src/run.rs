@@ -132,6 +132,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Controller::new(testers.clone(), watcher::Config::default().any_semantic())
             .with_config(cfg.clone());
     let store = tester_controller.store();
+    let pool_controller = Controller::new(pools.clone(), watcher::Config::default().any_semantic())
+        .with_config(cfg.clone());
+    let _ = ctx.stores.set(crate::context::Stores {
+        testers: store.clone(),
+        pools: pool_controller.store(),
+    });
     // Only the operator's AI-keys Secret, by name: a key added there reaches the testers that
     // were waiting for it at once.
     let ai_keys = watcher::Config::default()
@@ -148,8 +154,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .run(tester::reconcile, tester::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
-    let pool_run = Controller::new(pools, watcher::Config::default().any_semantic())
-        .with_config(cfg.clone())
+    let pool_run = pool_controller
         .watches(
             testers,
             watcher::Config::default().any_semantic(),
@@ -277,7 +282,11 @@ async fn phase_gauge(store: Store<Tester>, ctx: Arc<Context>) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        let mut unhealthy = std::collections::BTreeMap::<String, i64>::new();
         for t in store.state() {
+            for app in t.status.iter().flat_map(|s| &s.apps) {
+                *unhealthy.entry(app.app.clone()).or_default() += i64::from(!app.healthy);
+            }
             let phase = t
                 .status
                 .as_ref()
@@ -288,6 +297,10 @@ async fn phase_gauge(store: Store<Tester>, ctx: Arc<Context>) {
         ctx.metrics.testers.reset();
         for (phase, n) in counts {
             ctx.metrics.testers.with_label_values(&[&phase]).set(n);
+        }
+        ctx.metrics.apps_unhealthy.reset();
+        for (app, n) in unhealthy {
+            ctx.metrics.apps_unhealthy.with_label_values(&[&app]).set(n);
         }
     }
 }

@@ -109,6 +109,11 @@ fn invalid_objects_are_refused_with_a_clear_message() {
             "spec.channel: Unsupported value: \"beta\": supported values: \"stable\", \"prerelease\"",
         ),
         (
+            "unknown management policy",
+            tester("t19", "alice", "  managementPolicy: Ignore\n"),
+            "spec.managementPolicy: Unsupported value: \"Ignore\": supported values: \"Full\", \"ObserveOnly\", \"OrphanOnDelete\"",
+        ),
+        (
             "unknown app",
             tester("t13", "alice", "  apps: [cockpit, spreadsheet]\n"),
             "Unsupported value: \"spreadsheet\"",
@@ -132,6 +137,16 @@ fn invalid_objects_are_refused_with_a_clear_message() {
             "HostPool with an unknown policy",
             "apiVersion: sandbox.hero.dev/v1alpha1\nkind: HostPool\nmetadata:\n  name: p\nspec:\n  nodes: [1]\n  placement: random\n".into(),
             "spec.placement: Unsupported value: \"random\": supported values: \"spread\", \"binpack\"",
+        ),
+        (
+            "HostPool with a remediation delay that is not a duration",
+            "apiVersion: sandbox.hero.dev/v1alpha1\nkind: HostPool\nmetadata:\n  name: p\nspec:\n  nodes: [1]\n  remediation:\n    unhealthyAfter: ten minutes\n".into(),
+            "unhealthyAfter must be a duration such as 10m, 90s or 1h30m (0s turns remediation off)",
+        ),
+        (
+            "HostPool with maxUnhealthy above 100",
+            "apiVersion: sandbox.hero.dev/v1alpha1\nkind: HostPool\nmetadata:\n  name: p\nspec:\n  nodes: [1]\n  remediation:\n    maxUnhealthy: 140\n".into(),
+            "maxUnhealthy is a percentage, 0-100",
         ),
         (
             "SharedEngine with an upper-case kind",
@@ -257,11 +272,19 @@ fn get_shows_the_printer_columns() {
     };
     assert_eq!(
         header("testers"),
-        ["NAME", "PHASE", "HOST", "URL", "READY", "AGE"]
+        ["NAME", "PHASE", "HOST", "URL", "READY", "APPS", "AGE"]
     );
     assert_eq!(
         header("hostpools"),
-        ["NAME", "NODES", "ONLINE", "FIT", "TESTERS", "AGE"]
+        [
+            "NAME",
+            "NODES",
+            "ONLINE",
+            "FIT",
+            "TESTERS",
+            "UNHEALTHY",
+            "AGE"
+        ]
     );
     assert_eq!(
         header("sharedengines"),

@@ -1026,6 +1026,13 @@ pub struct EngineInfo {
     pub tokens: usize,
 }
 
+/// How many requests gridshim's grid faces served (`GET /admin/requests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCount {
+    /// Requests to the proxy, chain, node, data-plane, engine-registry and catalog faces.
+    pub served: u64,
+}
+
 /// What an engine's token store (`GET {tokenStore.url}`) says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -985,6 +985,12 @@ impl Admin {
         )
         .await
     }
+    /// How many requests the grid's faces served so far.
+    pub async fn requests(&self) -> Result<RequestCount, GridError> {
+        self.call::<_, ()>(Method::GET, "/admin/requests", None)
+            .await
+    }
+
     /// Everything live.
     pub async fn inspect(&self) -> Result<Inspection, GridError> {
         self.call::<_, ()>(Method::GET, "/inspect", None).await

@@ -12,7 +12,16 @@ use crate::server::Sim;
 
 /// Routes of the inspection.
 pub fn routes() -> Router<Arc<Sim>> {
-    Router::new().route("/inspect", get(inspect))
+    Router::new()
+        .route("/inspect", get(inspect))
+        .route("/admin/requests", get(requests))
+}
+
+/// How many requests the grid's faces served (see `Sim::requests`).
+async fn requests(State(sim): State<Arc<Sim>>) -> Json<RequestCount> {
+    Json(RequestCount {
+        served: sim.requests.load(std::sync::atomic::Ordering::SeqCst),
+    })
 }
 
 /// A snapshot of everything live.

@@ -256,6 +256,9 @@ pub struct Sim {
     pub http: reqwest::Client,
     /// The gateway's bound address.
     pub gateway_addr: Mutex<Option<SocketAddr>>,
+    /// Requests served on the grid's faces (admin, inspection and health not counted): a test
+    /// can prove a client made no grid call.
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Sim {
@@ -313,6 +316,7 @@ impl Sim {
             queues: Mutex::new(HashMap::new()),
             http,
             gateway_addr: Mutex::new(None),
+            requests: Default::default(),
             cfg,
         });
         sim.load()?;
@@ -736,7 +740,28 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(crate::catalog::routes())
         .merge(crate::faults::routes())
         .merge(crate::inspect::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            count_request,
+        ))
         .with_state(sim)
+}
+
+/// Counts a request to one of the grid's faces.
+async fn count_request(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let simulator_only = ["/admin", "/inspect", "/healthz", "/info"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    if !simulator_only {
+        sim.requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Online","type":"integer","jsonPath":".status.onlineCount"}"#,
     printcolumn = r#"{"name":"Fit","type":"integer","jsonPath":".status.fit"}"#,
     printcolumn = r#"{"name":"Testers","type":"integer","jsonPath":".status.testers"}"#,
+    printcolumn = r#"{"name":"Unhealthy","type":"integer","jsonPath":".status.unhealthy"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -53,6 +54,55 @@ pub struct HostPoolSpec {
     #[serde(default)]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 50").message("warmPoolSize must be between 0 and 50"))]
     pub warm_pool_size: u32,
+    /// Moving testers off dead nodes.
+    #[serde(default)]
+    pub remediation: Remediation,
+}
+
+/// When a tester's machine is rebuilt on another node of the pool (as the rebuild annotation
+/// does: same account, address, tokens and access).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Remediation {
+    /// How long a machine may be unreachable (or its node down) before it is moved, as a
+    /// duration such as `10m` or `1h30m`; `0s` turns remediation off.
+    #[serde(default = "default_unhealthy_after")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') && duration(self) >= duration('0s')")
+        .message("unhealthyAfter must be a duration such as 10m, 90s or 1h30m (0s turns remediation off)"))]
+    pub unhealthy_after: String,
+    /// No machine is moved while more than this percentage of the pool's testers is unhealthy:
+    /// a grid-wide outage must not cause a stampede of rebuilds.
+    #[serde(default = "default_max_unhealthy")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("maxUnhealthy is a percentage, 0-100"))]
+    pub max_unhealthy: u32,
+}
+
+fn default_unhealthy_after() -> String {
+    "10m".into()
+}
+
+fn default_max_unhealthy() -> u32 {
+    40
+}
+
+impl Default for Remediation {
+    fn default() -> Self {
+        Self {
+            unhealthy_after: default_unhealthy_after(),
+            max_unhealthy: default_max_unhealthy(),
+        }
+    }
+}
+
+impl Remediation {
+    /// `unhealthyAfter` as a duration; `None` when remediation is off (or unparsable, which
+    /// the CRD's validation prevents).
+    pub fn after(&self) -> Option<std::time::Duration> {
+        humantime::parse_duration(&self.unhealthy_after)
+            .ok()
+            .filter(|d| !d.is_zero())
+    }
 }
 
 /// The resources of one tester's machine.
@@ -121,6 +171,9 @@ pub struct HostPoolStatus {
     /// Testers placed on the pool's nodes.
     #[serde(default)]
     pub testers: u32,
+    /// Testers whose machine is unreachable or whose node is down.
+    #[serde(default)]
+    pub unhealthy: u32,
     /// Per node: online, real free disk and memory, testers placed, how many more fit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["nodeId"]))]

@@ -10,14 +10,15 @@ mod tester;
 
 pub use condition::{ConditionExt, condition_status, find_condition};
 pub use hostpool::{
-    HostPool, HostPoolSpec, HostPoolStatus, NodeCapacity, PlacementPolicy, TesterResources,
+    HostPool, HostPoolSpec, HostPoolStatus, NodeCapacity, PlacementPolicy, Remediation,
+    TesterResources,
 };
 pub use sharedengine::{
     SecretKeyRef, SharedEngine, SharedEngineSpec, SharedEngineStatus, TokenStore,
 };
 pub use tester::{
-    AccountType, App, Channel, InstalledVersions, MachineStatus, Placement, RegisteredEngine,
-    ResourceOverrides, Tester, TesterSpec, TesterStatus,
+    AccountType, App, AppStatus, Channel, InstalledVersions, MachineStatus, ManagementPolicy,
+    Placement, RegisteredEngine, ResourceOverrides, Tester, TesterSpec, TesterStatus,
 };
 
 /// The API group of every resource here.
@@ -25,6 +26,10 @@ pub const GROUP: &str = "sandbox.hero.dev";
 
 /// Annotation on a Tester: setting it to any new value rebuilds the machine.
 pub const REBUILD_ANNOTATION: &str = "sandbox.hero.dev/rebuild";
+
+/// Annotation on a Tester or a HostPool that stops the controller from touching it (no grid
+/// call, no write but its `Paused` condition) until it is removed.
+pub const PAUSED_ANNOTATION: &str = "sandbox.hero.dev/paused";
 
 /// Renders every CRD of the group, in a stable order.
 pub fn crds()

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Host","type":"string","jsonPath":".status.host"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Apps","type":"string","jsonPath":".status.conditions[?(@.type==\"AppsHealthy\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -120,6 +121,36 @@ pub struct TesterSpec {
     /// `perTester` defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceOverrides>,
+
+    /// What the controller may do on the grid for this tester: `Full` (default: create,
+    /// repair, delete), `ObserveOnly` (adopt the machine that exists, by the controller's tag
+    /// or `contractId`, and report it; never create, change or delete anything) or
+    /// `OrphanOnDelete` (as `Full`, but deleting the Tester only revokes its tokens and leaves
+    /// the machine and its name on the grid). `ObserveOnly` cannot become `Full` directly: go
+    /// through `OrphanOnDelete`, so taking over a machine is a deliberate step.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("!(oldSelf == 'ObserveOnly' && self == 'Full')")
+        .message("managementPolicy cannot go from ObserveOnly straight to Full: set OrphanOnDelete first (the controller then manages the machine but never deletes it), then Full"))]
+    pub management_policy: ManagementPolicy,
+
+    /// For `ObserveOnly`: the VM's node contract when the machine was made outside the
+    /// controller (without its tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("contractId must be a grid contract id (1 or more)"))]
+    pub contract_id: Option<u64>,
+}
+
+/// What the controller may do on the grid for a tester.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ManagementPolicy {
+    /// Create, repair and (on delete) remove everything.
+    #[default]
+    Full,
+    /// Report what exists; never create, change or delete anything on the grid.
+    ObserveOnly,
+    /// Manage as `Full`, but leave the machine and name on the grid when the Tester is deleted
+    /// (its tokens are still revoked).
+    OrphanOnDelete,
 }
 
 fn default_true() -> bool {
@@ -306,6 +337,29 @@ pub struct TesterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub registered_engines: Vec<RegisteredEngine>,
+
+    /// Health of each installed app, from the machine's agent (see the `AppsHealthy`
+    /// condition).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub apps: Vec<AppStatus>,
+}
+
+/// The health of one app on the tester's machine.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    /// The app.
+    #[schemars(length(max = 63))]
+    pub app: String,
+    /// Whether it answers its health check.
+    pub healthy: bool,
+    /// Since when it has been in this state.
+    pub since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// Why it is not healthy (empty when healthy).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 1024))]
+    pub message: String,
 }
 
 /// A token store holding the tester's token.
@@ -357,6 +411,19 @@ pub struct MachineStatus {
     /// The rebuild annotation value this machine was built for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
+    /// How many times the machine was moved off an unhealthy node (each move is a new
+    /// machine: new private address, same account, name, tokens and access).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remediations: u32,
+    /// Contracts of replaced machines still to cancel (their node may be down): retried until
+    /// the grid accepts, and cancelled on delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub retired_contracts: Vec<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The app stack installed on a tester's machine.

@@ -22,7 +22,7 @@ use super::{
     conditions::READY,
     deployment::ContractTag,
     email::password_secret_name,
-    gateway::MAX_NAME_ATTEMPTS,
+    gateway::{MAX_NAME_ATTEMPTS, held_by_another_tester},
     install::log_config_map_name,
     machine::cancel_contract,
 };
@@ -31,27 +31,33 @@ use crate::{
     engines::TokenStore,
     error::{Error, KubeContext, Result},
     names::gateway_name,
-    resources::{SharedEngine, Tester},
+    resources::{ManagementPolicy, SharedEngine, Tester},
     sharedengine::token_store,
 };
 
 /// Removes everything the tester has on the grid and in the cluster.
 pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     let mut pass = Pass::new(&tester, &ctx)?;
+    super::pause::resume(&mut pass);
     let mut waiting: Vec<String> = Vec::new();
+    let policy = tester.spec.management_policy;
 
-    revoke_tokens(&mut pass, &mut waiting).await?;
-
-    for (what, id) in contracts_to_cancel(&pass).await? {
-        if let Err(e) = cancel_contract(&pass, id).await {
-            waiting.push(format!("cancelling the {what} contract {id}: {e}"));
-        }
+    // An observed tester was never ours to change: nothing on the grid is touched.
+    if policy != ManagementPolicy::ObserveOnly {
+        revoke_tokens(&mut pass, &mut waiting).await?;
     }
-    if waiting.is_empty() {
-        // Verify: nothing tagged with this tester, and the name no longer ours.
-        let left = contracts_to_cancel(&pass).await?;
-        if !left.is_empty() {
-            waiting.push(format!("{} contract(s) still on the grid", left.len()));
+    if policy == ManagementPolicy::Full {
+        for (what, id) in contracts_to_cancel(&pass).await? {
+            if let Err(e) = cancel_contract(&pass, id).await {
+                waiting.push(format!("cancelling the {what} contract {id}: {e}"));
+            }
+        }
+        if waiting.is_empty() {
+            // Verify: nothing tagged with this tester, and the name no longer ours.
+            let left = contracts_to_cancel(&pass).await?;
+            if !left.is_empty() {
+                waiting.push(format!("{} contract(s) still on the grid", left.len()));
+            }
         }
     }
 
@@ -71,19 +77,50 @@ pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     // The freed place must show in the pool's next listing: waiting testers are woken by it.
     let key = format!("{}/{}", pass.ns, tester.spec.host_pool);
     ctx.pools.lock().expect("pools lock").remove(&key);
-    pass.event(
-        EventType::Normal,
-        "Deleted",
-        "token revoked on every engine; gateway, name and VM contracts cancelled",
-    );
-    pass.set(
-        READY,
-        false,
-        "Deleted",
-        "nothing of this tester is left on the grid",
-    );
+    let (reason, note, done) = match policy {
+        ManagementPolicy::Full => (
+            "Deleted",
+            "token revoked on every engine; gateway, name and VM contracts cancelled".to_string(),
+            "nothing of this tester is left on the grid",
+        ),
+        ManagementPolicy::OrphanOnDelete => (
+            "Orphaned",
+            format!(
+                "token revoked on every engine; left on the grid as managementPolicy OrphanOnDelete asks: {}",
+                orphans(&pass)
+            ),
+            "the machine and its name stay on the grid (OrphanOnDelete)",
+        ),
+        ManagementPolicy::ObserveOnly => (
+            "Released",
+            "observe-only: nothing on the grid was touched".to_string(),
+            "nothing on the grid was touched (ObserveOnly)",
+        ),
+    };
+    pass.event(EventType::Normal, reason, &note);
+    pass.set(READY, false, "Deleted", done);
     pass.conclude().await?;
     Ok(Action::await_change())
+}
+
+/// The contracts an orphaning deletion leaves, for its Event.
+fn orphans(pass: &Pass<'_>) -> String {
+    let m = pass.status.machine.clone().unwrap_or_default();
+    let mut parts = Vec::new();
+    if let Some(id) = m.contract_id {
+        parts.push(format!("VM contract {id}"));
+    }
+    if let Some(id) = m.gateway_contract_id {
+        parts.push(format!("gateway contract {id}"));
+    }
+    if let (Some(id), Some(name)) = (m.name_contract_id, &pass.status.gateway_name) {
+        parts.push(format!("name {name} (contract {id})"));
+    }
+    if parts.is_empty() {
+        "nothing was created yet".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Revokes the tester's token from every token store that may hold it: each one recorded in
@@ -170,8 +207,12 @@ async fn contracts_to_cancel(pass: &Pass<'_>) -> Result<Vec<(&'static str, u64)>
         }
     }
     for name in names_of(pass) {
+        let recorded = pass.status.gateway_name.as_deref() == Some(name.as_str());
         if let Some(owner) = ctx.grid("name_owner", ctx.grid.name_owner(&name)).await?
             && owner.twin_id == ctx.grid.twin_id()
+            // A custom name claimed by a pass whose status write was lost is ours unless
+            // another Tester records it (two Testers may ask for the same custom name).
+            && (recorded || !held_by_another_tester(pass, &name).await?)
         {
             push("name", owner.contract_id);
         }
@@ -186,6 +227,9 @@ async fn contracts_to_cancel(pass: &Pass<'_>) -> Result<Vec<(&'static str, u64)>
             if let Some(id) = id.filter(|id| live.contains(id)) {
                 push(what, id);
             }
+        }
+        for id in m.retired_contracts.iter().filter(|id| live.contains(id)) {
+            push("retired machine's", *id);
         }
     }
     out.sort_by_key(|(what, _)| match *what {
@@ -202,8 +246,7 @@ fn names_of(pass: &Pass<'_>) -> Vec<String> {
     let spec = &pass.tester.spec;
     let mut names: Vec<String> = pass.status.gateway_name.iter().cloned().collect();
     match &spec.gateway_name {
-        // A custom name found in the status is ours; one that is not may belong to another tester.
-        Some(_) => {}
+        Some(custom) => names.push(custom.clone()),
         None => names
             .extend((0..MAX_NAME_ATTEMPTS).map(|i| gateway_name(&spec.account_name, &pass.uid, i))),
     }

@@ -274,7 +274,7 @@ async fn claim(pass: &mut Pass<'_>, name: &str) -> Result<Option<u64>> {
 
 /// Whether another Tester records `name` as its gateway name: a name of ours is a leftover to
 /// adopt only when no other tester uses it (two Testers could ask for the same custom name).
-async fn held_by_another_tester(pass: &Pass<'_>, name: &str) -> Result<bool> {
+pub(super) async fn held_by_another_tester(pass: &Pass<'_>, name: &str) -> Result<bool> {
     pass.ctx.kube_turn().await;
     // Within the watched namespace when there is one: that is all the controller may read.
     let all: kube::Api<crate::resources::Tester> = match &pass.ctx.config.namespace {

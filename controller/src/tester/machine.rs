@@ -38,6 +38,16 @@ fn current_build(pass: &Pass<'_>) -> String {
         .unwrap_or_default()
 }
 
+/// What makes this machine a new one: its build, and how often it was moved off an unhealthy
+/// node. The VM's keys (so its private address) and its contract tag derive from it.
+fn machine_key(pass: &Pass<'_>) -> String {
+    let build = current_build(pass);
+    match pass.status.machine.as_ref().map_or(0, |m| m.remediations) {
+        0 => build,
+        n => format!("{build}~r{n}"),
+    }
+}
+
 /// Replaces the machine when the rebuild annotation has a new value: the VM contract is
 /// cancelled; account, gateway name, tokens and access settings stay and are applied to the
 /// new machine by the following steps.
@@ -138,7 +148,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         .clone()
         .ok_or(Error::MissingField("status.placement"))?;
     let node = placement.node_id;
-    let build = current_build(pass);
+    let build = machine_key(pass);
     let keys = MachineKeys::new(&pass.uid, &build);
     let tag = ContractTag {
         tester: pass.uid.clone(),

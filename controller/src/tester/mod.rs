@@ -7,6 +7,7 @@
 //! it changed, so a Ready tester at rest costs no API writes.
 
 mod access;
+mod apps;
 mod cleanup;
 mod deployment;
 mod email;
@@ -14,7 +15,10 @@ mod gate;
 mod gateway;
 mod install;
 mod machine;
+mod observe;
 mod pass;
+mod pause;
+mod remediation;
 mod schedule;
 
 use std::{sync::Arc, time::Duration};
@@ -30,12 +34,13 @@ use tracing::{info, instrument, warn};
 
 pub use access::secret_value;
 pub use pass::{MANAGER, Pass, conditions};
+pub use remediation::Breaker;
 pub use schedule::pool_nodes;
 
 use crate::{
     context::Context,
     error::{Error, KubeContext, Result},
-    resources::Tester,
+    resources::{ManagementPolicy, Tester},
 };
 
 /// The finalizer that keeps a Tester until nothing of it is left on the grid.
@@ -57,6 +62,10 @@ pub async fn reconcile(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action>
     let ns = tester
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
+    let pool = ctx.pool_of(&tester);
+    if let Some((reason, message)) = pause::paused_by(&tester, pool.as_deref()) {
+        return pause::hold(tester, ctx, reason, &message).await;
+    }
     let api: Api<Tester> = Api::namespaced(ctx.client.clone(), &ns);
     let key = tester.uid().unwrap_or_else(|| tester.name_any());
     let action = finalizer(&api, FINALIZER, tester, |event| async {
@@ -99,10 +108,16 @@ pub fn error_policy(tester: Arc<Tester>, error: &Error, ctx: Arc<Context>) -> Ac
 async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     let tester = fresh(tester, &ctx).await?;
     let mut pass = Pass::new(&tester, &ctx)?;
-    let flow = run_steps(&mut pass).await;
+    pause::resume(&mut pass);
+    let flow = match tester.spec.management_policy {
+        ManagementPolicy::ObserveOnly => observe::observe(&mut pass).await,
+        ManagementPolicy::Full | ManagementPolicy::OrphanOnDelete => run_steps(&mut pass).await,
+    };
     pass.conclude().await?;
     match flow {
-        Ok(Flow::Continue) => Ok(Action::requeue(ctx.config.resync)),
+        Ok(Flow::Continue) => Ok(Action::requeue(
+            ctx.config.resync.min(ctx.config.app_health_interval),
+        )),
         Ok(Flow::Requeue(after)) => Ok(Action::requeue(after)),
         Err(e) => Err(e),
     }
@@ -180,6 +195,7 @@ async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
         }};
     }
     machine::rebuild_if_asked(pass).await?;
+    remediation::remediate_if_unhealthy(pass).await?;
     step!("schedule", conditions::SCHEDULED, schedule::schedule(pass));
     step!("machine", conditions::MACHINE_READY, machine::machine(pass));
     step!("gateway", conditions::GATEWAY_READY, gateway::gateway(pass));
@@ -196,6 +212,7 @@ async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
         conditions::WELCOME_EMAIL_SENT,
         email::welcome_email(pass)
     );
+    step!("apps", conditions::APPS_HEALTHY, apps::apps_health(pass));
     Ok(Flow::Continue)
 }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::{
     context::Context,
     error::{Error, KubeContext, Result},
-    resources::{ConditionExt, Tester, TesterStatus, find_condition},
+    resources::{ConditionExt, ManagementPolicy, Tester, TesterStatus, find_condition},
 };
 
 /// Condition types of a Tester, in step order.
@@ -40,6 +40,12 @@ pub mod conditions {
     pub const WELCOME_EMAIL_SENT: &str = "WelcomeEmailSent";
     /// The release catalog has newer versions than those installed.
     pub const UPDATE_AVAILABLE: &str = "UpdateAvailable";
+    /// Every installed app answers its health check (not required for `Ready`: the machine
+    /// and sign-in still work when an app is down).
+    pub const APPS_HEALTHY: &str = "AppsHealthy";
+    /// The operator stopped the controller from touching this tester (present only once it
+    /// has been paused).
+    pub const PAUSED: &str = "Paused";
 
     /// The conditions `Ready` requires, in order.
     pub const REQUIRED: [&str; 6] = [
@@ -221,6 +227,15 @@ impl<'a> Pass<'a> {
     /// Sets `Ready` from the required conditions (see [`readiness`]); records time-to-Ready once,
     /// on the transition to True.
     pub fn mark_ready(&mut self) {
+        if self.tester.spec.management_policy == ManagementPolicy::ObserveOnly {
+            self.set(
+                conditions::READY,
+                false,
+                "ObserveOnly",
+                "observing only: the machine is reported, nothing is created, changed or deleted on the grid",
+            );
+            return;
+        }
         let deleting = self.tester.metadata.deletion_timestamp.is_some();
         let Some(ready) = readiness(&self.status.conditions, deleting) else {
             return;
@@ -305,8 +320,14 @@ impl<'a> Pass<'a> {
 
     fn phase(&self) -> &'static str {
         use conditions::*;
+        if self.is_true(PAUSED) {
+            return "Paused";
+        }
         if self.tester.metadata.deletion_timestamp.is_some() {
             return "Deleting";
+        }
+        if self.tester.spec.management_policy == ManagementPolicy::ObserveOnly {
+            return "Observed";
         }
         match conditions::REQUIRED
             .iter()

@@ -1,0 +1,548 @@
+//! The operator's world after onboarding, against the real parts: a machine on a dead node is
+//! moved (and a grid-wide outage trips the breaker instead), pause stops every grid call,
+//! `ObserveOnly` adopts a machine made by hand and never writes, `OrphanOnDelete` leaves the
+//! machine and name, and an app that stops answering shows in the condition and the printer
+//! column.
+
+use std::time::Duration;
+
+use controller::resources::{HostPool, Tester, find_condition};
+use e2e::{
+    fixtures::tester,
+    stack::{AGENT_KEY, Stack, TWIN, TWIN_SECRET, TestNode},
+    wait,
+};
+use gridshim::{
+    api::*,
+    client::{Grid, HttpGrid},
+};
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+const GIB: u64 = 1 << 30;
+
+fn cond(t: &Tester, type_: &str) -> (String, String, String) {
+    t.status
+        .as_ref()
+        .and_then(|s| find_condition(&s.conditions, type_))
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+fn node_of(t: &Tester) -> Option<u32> {
+    t.status.as_ref()?.placement.as_ref().map(|p| p.node_id)
+}
+
+/// A HostPool over `nodes` (10 GiB disk, 1 GiB memory per tester) that moves a machine
+/// unreachable for longer than `after`.
+fn pool(nodes: &[u32], after: &str) -> String {
+    json!({
+        "apiVersion": "sandbox.hero.dev/v1alpha1",
+        "kind": "HostPool",
+        "metadata": {"name": "pool"},
+        "spec": {
+            "nodes": nodes,
+            "perTester": {"cpu": 1, "memoryGiB": 1, "diskGiB": 10},
+            "remediation": {"unhealthyAfter": after, "maxUnhealthy": 40},
+        },
+    })
+    .to_string()
+}
+
+fn set_down(down: bool) -> NodeCondition {
+    NodeCondition {
+        status: Some(if down {
+            NodeStatus::Down
+        } else {
+            NodeStatus::Up
+        }),
+        healthy: Some(!down),
+    }
+}
+
+fn grid(s: &Stack) -> HttpGrid {
+    HttpGrid::new(s.grid.url.clone(), TWIN, TWIN_SECRET)
+}
+
+/// Polls gridshim's inspection until `check` holds (gridshim has no watch; bounded).
+async fn grid_until(s: &Stack, what: &str, check: impl Fn(&Inspection) -> bool) -> Inspection {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let i = s.grid.admin.inspect().await.unwrap();
+        if check(&i) {
+            return i;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {i:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_machine_on_a_dead_node_is_moved_and_keeps_its_name_and_sign_in() {
+    let nodes: Vec<TestNode> = (1..=3).map(|i| TestNode::new(i, 500, 64)).collect();
+    let mut s = Stack::start("remedy", &nodes, "", &[("RESYNC", "2s")]).await;
+    s.apply(&pool(&[1, 2, 3], "3s"));
+    for i in 0..3 {
+        s.apply(&tester(&format!("r{i}"), &format!("rem{i}"), "pool").build());
+    }
+    let mut before = Vec::new();
+    for i in 0..3 {
+        before.push(
+            wait::ready(&s.api, &format!("r{i}"), TIMEOUT)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut used: Vec<u32> = before.iter().filter_map(node_of).collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(used.len(), 3, "spread: one tester per node");
+    let victim = &before[0];
+    let dead = node_of(victim).unwrap();
+    let old_vm = victim.status.as_ref().unwrap().machine.clone().unwrap();
+
+    s.grid.admin.set_node(dead, &set_down(true)).await.unwrap();
+    let moved = wait::tester_until(&s.api, "r0", TIMEOUT, "Ready on another node", |t| {
+        cond(t, "Ready").0 == "True" && node_of(t).is_some_and(|n| n != dead)
+    })
+    .await
+    .unwrap();
+    let (was, now) = (
+        victim.status.clone().unwrap(),
+        moved.status.clone().unwrap(),
+    );
+    // The name is the tester's for life; the domain is the gateway node's, and today the
+    // gateway runs on the VM's own node, so it follows the machine.
+    assert_eq!(now.gateway_name, was.gateway_name, "same name");
+    let name = now.gateway_name.clone().unwrap();
+    assert!(
+        now.url
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("http://{name}.")),
+        "{:?}",
+        now.url
+    );
+    assert_eq!(now.engine_identity, was.engine_identity, "same identity");
+    assert_eq!(now.machine.as_ref().unwrap().remediations, 1);
+    assert_ne!(
+        now.machine.as_ref().unwrap().private_address,
+        old_vm.private_address,
+        "a new machine"
+    );
+    let ns = s.ns.name.clone();
+    assert_eq!(
+        s.controller()
+            .metric(&format!(
+                r#"sandbox_remediations_total{{hostpool="pool",namespace="{ns}"}}"#
+            ))
+            .await,
+        1.0
+    );
+    // Sign-in at the same address: a stranger is sent to the identity provider, /health answers.
+    let url = now.url.clone().unwrap();
+    let host = url::Url::parse(&url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve_to_addrs(&host, &["127.0.0.1:0".parse().unwrap()])
+        .build()
+        .unwrap();
+    let resp = http.get(&url).send().await.unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&s.oidc.issuer), "{location}");
+    assert_eq!(
+        http.get(format!("{url}health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The node comes back: nothing of the old machine is left.
+    s.grid.admin.set_node(dead, &set_down(false)).await.unwrap();
+    let left = grid_until(&s, "the old machine gone", |i| {
+        i.vms.len() == 3
+            && i.contracts.len() == 9
+            && !i.contracts.iter().any(|c| {
+                Some(c.contract_id) == old_vm.contract_id
+                    || Some(c.contract_id) == old_vm.gateway_contract_id
+            })
+    })
+    .await;
+    assert!(
+        left.vms
+            .iter()
+            .all(|v| v.node_id != dead || v.contract_id != old_vm.contract_id.unwrap())
+    );
+    let t = s.api.get("r0").await.unwrap();
+    assert!(
+        t.status
+            .unwrap()
+            .machine
+            .unwrap()
+            .retired_contracts
+            .is_empty(),
+        "retired contracts all cancelled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_of_five_nodes_down_trips_the_breaker_and_nothing_is_moved() {
+    let nodes: Vec<TestNode> = (1..=5).map(|i| TestNode::new(i, 500, 64)).collect();
+    let mut s = Stack::start("breaker", &nodes, "", &[("RESYNC", "1s")]).await;
+    s.apply(&pool(&[1, 2, 3, 4, 5], "2s"));
+    for i in 0..5 {
+        s.apply(&tester(&format!("b{i}"), &format!("brk{i}"), "pool").build());
+    }
+    let mut placed = Vec::new();
+    for i in 0..5 {
+        let t = wait::ready(&s.api, &format!("b{i}"), TIMEOUT)
+            .await
+            .unwrap();
+        placed.push(node_of(&t).unwrap());
+    }
+    for node in [1, 2, 3] {
+        s.grid.admin.set_node(node, &set_down(true)).await.unwrap();
+    }
+    let pools: kube::Api<HostPool> = kube::Api::namespaced(s.api.clone().into_client(), &s.ns.name);
+    let hp = wait::object_until(&pools, "pool", TIMEOUT, "reporting the breaker", |hp| {
+        hp.status.as_ref().is_some_and(|st| {
+            st.conditions
+                .iter()
+                .any(|c| c.type_ == "Remediation" && c.reason == "TooManyUnhealthy")
+        })
+    })
+    .await
+    .unwrap();
+    let c = hp
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Remediation")
+        .unwrap()
+        .clone();
+    assert_eq!(c.status, "False");
+    assert!(
+        c.message.starts_with("3 of 5 testers (60%) unhealthy"),
+        "{}",
+        c.message
+    );
+    assert_eq!(hp.status.unwrap().unhealthy, 3);
+    // Well past unhealthyAfter, many passes later: nothing moved.
+    let series = r#"sandbox_reconcile_total{controller="tester"}"#;
+    let start = s.controller().metric(series).await;
+    s.controller()
+        .metric_reaches(series, start + 30.0, TIMEOUT)
+        .await
+        .unwrap();
+    for (i, node) in placed.iter().enumerate() {
+        let t = s.api.get(&format!("b{i}")).await.unwrap();
+        assert_eq!(node_of(&t), Some(*node), "b{i} was not moved");
+    }
+    assert_eq!(s.grid.admin.inspect().await.unwrap().vms.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_stops_every_grid_call_and_resume_continues() {
+    let s = Stack::start(
+        "pause",
+        &[TestNode::new(1, 500, 64)],
+        "",
+        &[("RESYNC", "1s")],
+    )
+    .await;
+    s.apply(&pool(&[1], "10m"));
+    s.apply(&tester("p", "paula", "pool").build());
+    wait::ready(&s.api, "p", TIMEOUT).await.unwrap();
+
+    assert!(
+        s.ns.kubectl(&["annotate", "tester", "p", "sandbox.hero.dev/paused=true"])
+            .status
+            .success()
+    );
+    let t = wait::tester_until(&s.api, "p", TIMEOUT, "paused", |t| {
+        cond(t, "Paused").0 == "True"
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.status.unwrap().phase.as_deref(), Some("Paused"));
+    let served = s.grid.admin.requests().await.unwrap().served;
+    // A spec change while paused is seen (the Paused condition records its generation) and
+    // not acted on; passes go by; the grid hears nothing.
+    assert!(
+        s.ns.kubectl(&[
+            "patch",
+            "tester",
+            "p",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"allowedAccounts":["carol"]}}"#
+        ])
+        .status
+        .success()
+    );
+    wait::tester_until(&s.api, "p", TIMEOUT, "seen while paused", |t| {
+        t.status
+            .as_ref()
+            .and_then(|s| find_condition(&s.conditions, "Paused"))
+            .is_some_and(|c| c.observed_generation == t.metadata.generation)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.grid.admin.requests().await.unwrap().served,
+        served,
+        "no grid call while paused"
+    );
+
+    assert!(
+        s.ns.kubectl(&["annotate", "tester", "p", "sandbox.hero.dev/paused-"])
+            .status
+            .success()
+    );
+    let t = wait::tester_until(&s.api, "p", TIMEOUT, "resumed and reconfigured", |t| {
+        cond(t, "Paused").1 == "Resumed"
+            && cond(t, "Ready").0 == "True"
+            && t.status
+                .as_ref()
+                .and_then(|s| find_condition(&s.conditions, "GateSecured"))
+                .is_some_and(|c| c.observed_generation == t.metadata.generation)
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.status.unwrap().phase.as_deref(), Some("Ready"));
+    assert!(s.grid.admin.requests().await.unwrap().served > served);
+}
+
+/// A VM made by hand on `node`, without the controller's tag; returns its contract id.
+async fn hand_made_vm(g: &HttpGrid, node: u32) -> u64 {
+    let mut d = Deployment {
+        version: 0,
+        twin_id: TWIN,
+        contract_id: 0,
+        metadata: String::new(),
+        description: "made by hand".into(),
+        workloads: vec![
+            Workload::new("disk", WorkloadData::Zmount(Zmount { size: 10 * GIB })),
+            Workload::new(
+                "net",
+                WorkloadData::NetworkLight(NetworkLight {
+                    subnet: "10.20.2.0/24".into(),
+                    mycelium_key: "cd".repeat(32),
+                }),
+            ),
+            Workload::new(
+                "vm",
+                WorkloadData::ZmachineLight(ZmachineLight {
+                    flist: "https://hub.grid.tf/tester/machine.flist".into(),
+                    network: ZmachineNetwork {
+                        interfaces: vec![NetworkInterface {
+                            network: "net".into(),
+                            ip: "10.20.2.2".into(),
+                        }],
+                        mycelium: MyceliumAttachment {
+                            network: "net".into(),
+                            seed: "0b0000000042".into(),
+                        },
+                    },
+                    size: 20 * GIB,
+                    compute_capacity: ComputeCapacity {
+                        cpu: 1,
+                        memory: GIB,
+                    },
+                    mounts: vec![Mount {
+                        name: "disk".into(),
+                        mountpoint: "/data".into(),
+                    }],
+                    entrypoint: "/sbin/zinit init".into(),
+                    env: [(AGENT_KEY_ENV.to_string(), AGENT_KEY.to_string())].into(),
+                    corex: false,
+                }),
+            ),
+        ],
+    };
+    let c = g
+        .create_node_contract(&NodeContractRequest {
+            node_id: node,
+            deployment_hash: d.challenge_hash(),
+            metadata: String::new(),
+        })
+        .await
+        .unwrap();
+    d.contract_id = c.contract_id;
+    g.deploy(node, &d).await.unwrap();
+    c.contract_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn observe_only_adopts_a_hand_made_machine_and_never_writes_to_the_grid() {
+    let mut s = Stack::start(
+        "observe",
+        &[TestNode::new(1, 500, 64)],
+        "",
+        &[("RESYNC", "1s")],
+    )
+    .await;
+    s.apply(&pool(&[1], "10m"));
+    let id = hand_made_vm(&grid(&s), 1).await;
+    let before = s.grid.admin.inspect().await.unwrap();
+    s.apply(
+        &tester("o", "otto", "pool")
+            .with("managementPolicy", json!("ObserveOnly"))
+            .with("contractId", json!(id))
+            .build(),
+    );
+    let t = wait::tester_until(&s.api, "o", TIMEOUT, "observing the machine", |t| {
+        cond(t, "MachineReady").1 == "Observed"
+    })
+    .await
+    .unwrap();
+    let st = t.status.clone().unwrap();
+    assert_eq!(st.machine.as_ref().unwrap().contract_id, Some(id));
+    assert!(st.machine.as_ref().unwrap().private_address.is_some());
+    assert_eq!(st.phase.as_deref(), Some("Observed"));
+    assert_eq!(cond(&t, "Ready").1, "ObserveOnly");
+
+    // Changing it straight to Full is refused by the API server.
+    let out = s.ns.kubectl(&[
+        "patch",
+        "tester",
+        "o",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"managementPolicy":"Full"}}"#,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set OrphanOnDelete first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Deleting it touches nothing on the grid.
+    assert!(s.ns.kubectl(&["delete", "tester", "o"]).status.success());
+    wait::gone(&s.api, "o", TIMEOUT).await.unwrap();
+    let after = s.grid.admin.inspect().await.unwrap();
+    assert_eq!(
+        after.contracts, before.contracts,
+        "nothing created or cancelled"
+    );
+    assert_eq!(after.vms.len(), before.vms.len());
+    let m = s.controller().metrics().await;
+    for write in [
+        "create_node_contract",
+        "create_name_contract",
+        "deploy",
+        "cancel_contract",
+    ] {
+        assert!(
+            !m.contains(&format!("call=\"{write}\"")),
+            "an ObserveOnly tester made a {write} call"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orphan_on_delete_leaves_exactly_the_machine_and_its_name() {
+    let s = Stack::start("orphan", &[TestNode::new(1, 500, 64)], "", &[]).await;
+    s.apply(&pool(&[1], "10m"));
+    s.apply(
+        &tester("k", "kim", "pool")
+            .with("managementPolicy", json!("OrphanOnDelete"))
+            .build(),
+    );
+    let t = wait::ready(&s.api, "k", TIMEOUT).await.unwrap();
+    let m = t.status.as_ref().unwrap().machine.clone().unwrap();
+    assert!(s.ns.kubectl(&["delete", "tester", "k"]).status.success());
+    wait::gone(&s.api, "k", TIMEOUT).await.unwrap();
+    let left = s.grid.admin.inspect().await.unwrap();
+    let mut ids: Vec<u64> = left.contracts.iter().map(|c| c.contract_id).collect();
+    ids.sort();
+    let mut expected: Vec<u64> = [m.contract_id, m.gateway_contract_id, m.name_contract_id]
+        .into_iter()
+        .flatten()
+        .collect();
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "exactly the machine, its gateway and its name"
+    );
+    assert_eq!(left.vms.len(), 1);
+    let events = String::from_utf8_lossy(&s.ns.kubectl(&["get", "events"]).stdout).into_owned();
+    assert!(events.contains("Orphaned"), "{events}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_that_stops_answering_shows_in_the_condition_and_the_printer_column() {
+    let env = [("RESYNC", "1s"), ("APP_HEALTH_INTERVAL", "1s")];
+    let s = Stack::start("apps", &[TestNode::new(1, 500, 64)], "", &env).await;
+    s.apply(&pool(&[1], "10m"));
+    s.apply(&tester("a", "ada", "pool").build());
+    let t = wait::tester_until(&s.api, "a", TIMEOUT, "apps healthy", |t| {
+        cond(t, "AppsHealthy").1 == "AllHealthy"
+    })
+    .await
+    .unwrap();
+    let apps = t.status.unwrap().apps;
+    assert!(
+        apps.len() >= 2 && apps.iter().all(|a| a.healthy),
+        "{apps:?}"
+    );
+    let app = apps[0].app.clone();
+
+    s.grid
+        .admin
+        .inject(&FaultSpec {
+            kind: FaultKind::AppUnhealthy,
+            mode: FaultMode::Always,
+            scope: FaultScope {
+                name: Some(app.clone()),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    let t = wait::tester_until(&s.api, "a", TIMEOUT, "an app unhealthy", |t| {
+        cond(t, "AppsHealthy").1 == "AppsUnhealthy"
+    })
+    .await
+    .unwrap();
+    assert!(
+        cond(&t, "AppsHealthy").2.contains(&app),
+        "{:?}",
+        cond(&t, "AppsHealthy")
+    );
+    assert_eq!(
+        cond(&t, "Ready").0,
+        "True",
+        "an app down does not un-Ready the tester"
+    );
+    let sick = t
+        .status
+        .unwrap()
+        .apps
+        .into_iter()
+        .find(|a| a.app == app)
+        .unwrap();
+    assert!(!sick.healthy);
+    let row = String::from_utf8_lossy(&s.ns.kubectl(&["get", "tester", "a"]).stdout).into_owned();
+    assert!(
+        row.contains("APPS") && row.contains("AppsUnhealthy"),
+        "{row}"
+    );
+
+    s.grid.admin.clear_faults().await.unwrap();
+    wait::tester_until(&s.api, "a", TIMEOUT, "healthy again", |t| {
+        cond(t, "AppsHealthy").1 == "AllHealthy"
+    })
+    .await
+    .unwrap();
+}
