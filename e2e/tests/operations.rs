@@ -546,3 +546,72 @@ async fn an_app_that_stops_answering_shows_in_the_condition_and_the_printer_colu
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletion_waits_for_an_unreachable_engine_but_not_for_a_deleted_one() {
+    let s = Stack::start("revoke", &[TestNode::new(1, 500, 64)], "", &[]).await;
+    s.apply(&pool(&[1], "10m"));
+    s.apply(&e2e::fixtures::shared_engine(
+        "voice",
+        &s.grid.engine_url("voice"),
+    ));
+    let mut identities = Vec::new();
+    for name in ["u", "g"] {
+        s.apply(
+            &tester(name, &format!("rev{name}"), "pool")
+                .with("sharedEngines", json!(["voice"]))
+                .build(),
+        );
+        let t = wait::ready(&s.api, name, TIMEOUT).await.unwrap();
+        identities.push(t.status.unwrap().engine_identity.unwrap());
+    }
+    // The engine's token store stops answering: deletion waits, and says for what.
+    s.grid.admin.set_token_store("voice", false).await.unwrap();
+    assert!(
+        s.ns.kubectl(&["delete", "tester", "u", "--wait=false"])
+            .status
+            .success()
+    );
+    let t = wait::tester_until(&s.api, "u", TIMEOUT, "waiting for the engine", |t| {
+        cond(t, "Ready")
+            .2
+            .contains("revoking the token on SharedEngine voice")
+    })
+    .await
+    .unwrap();
+    assert_eq!(cond(&t, "Ready").1, "Deleting");
+    // The SharedEngine is deleted (its tokens die with it): deletion no longer waits for it.
+    assert!(
+        s.ns.kubectl(&["delete", "sharedengine", "voice"])
+            .status
+            .success()
+    );
+    wait::gone(&s.api, "u", TIMEOUT).await.unwrap();
+    let events = String::from_utf8_lossy(&s.ns.kubectl(&["get", "events"]).stdout).into_owned();
+    assert!(events.contains("TokenStoreGone"), "{events}");
+    // A tester deleted while the store is down but its SharedEngine still exists keeps waiting
+    // until the store answers; then its token is revoked.
+    s.apply(&e2e::fixtures::shared_engine(
+        "voice",
+        &s.grid.engine_url("voice"),
+    ));
+    assert!(
+        s.ns.kubectl(&["delete", "tester", "g", "--wait=false"])
+            .status
+            .success()
+    );
+    wait::tester_until(&s.api, "g", TIMEOUT, "waiting for the engine", |t| {
+        cond(t, "Ready")
+            .2
+            .contains("revoking the token on SharedEngine voice")
+    })
+    .await
+    .unwrap();
+    s.grid.admin.set_token_store("voice", true).await.unwrap();
+    wait::gone(&s.api, "g", TIMEOUT).await.unwrap();
+    // g's token was revoked; u's is left in a store the cluster no longer knows (gridshim's
+    // engine outlives its SharedEngine object), which is what "died with it" means here.
+    let tokens = s.grid.admin.inspect().await.unwrap().tokens;
+    let holders: Vec<&str> = tokens.iter().map(|t| t.tester.as_str()).collect();
+    assert_eq!(holders, [identities[0].as_str()], "{tokens:?}");
+}
