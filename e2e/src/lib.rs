@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod fixtures;
 pub mod helm;
+pub mod probe;
 pub mod procs;
 pub mod smtp;
 pub mod stack;

@@ -68,30 +68,7 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
     );
 
     // The gate, proven from outside as a stranger: sent to sign-in, /health open.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve_to_addrs(
-            &format!("{name}.n1.grid.localhost"),
-            &["127.0.0.1:0".parse().unwrap()],
-        )
-        .resolve_to_addrs(
-            &format!("{name}.n2.grid.localhost"),
-            &["127.0.0.1:0".parse().unwrap()],
-        )
-        .build()
-        .unwrap();
-    let resp = http.get(&url).send().await.unwrap();
-    assert!(resp.status().is_redirection(), "{}", resp.status());
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.starts_with(&s.oidc.issuer), "{location}");
-    assert_eq!(
-        http.get(format!("{url}health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    e2e::probe::gate_sends_strangers_to(&url, &s.oidc.issuer).await;
 
     // The token: in a Secret, accepted by both engines under the tester's identity only.
     let token = s.ns.kubectl(&[

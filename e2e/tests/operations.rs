@@ -139,30 +139,8 @@ async fn a_machine_on_a_dead_node_is_moved_and_keeps_its_name_and_sign_in() {
             .await,
         1.0
     );
-    // Sign-in at the same address: a stranger is sent to the identity provider, /health answers.
-    let url = now.url.clone().unwrap();
-    let host = url::Url::parse(&url)
-        .unwrap()
-        .host_str()
-        .unwrap()
-        .to_string();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve_to_addrs(&host, &["127.0.0.1:0".parse().unwrap()])
-        .build()
-        .unwrap();
-    let resp = http.get(&url).send().await.unwrap();
-    assert!(resp.status().is_redirection(), "{}", resp.status());
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.starts_with(&s.oidc.issuer), "{location}");
-    assert_eq!(
-        http.get(format!("{url}health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    // Sign-in at its address: a stranger is sent to the identity provider, /health answers.
+    e2e::probe::gate_sends_strangers_to(now.url.as_deref().unwrap(), &s.oidc.issuer).await;
 
     // The node comes back: nothing of the old machine is left.
     s.grid.admin.set_node(dead, &set_down(false)).await.unwrap();

@@ -14,9 +14,7 @@ use tracing::info;
 
 use super::{
     Pass,
-    conditions::{
-        GATE_SECURED, GATEWAY_READY, INSTALLED, MACHINE_READY, SCHEDULED, TOKENS_REGISTERED,
-    },
+    conditions::{MACHINE_READY, REQUIRED},
     machine::cancel_contract,
 };
 use crate::{
@@ -136,14 +134,8 @@ pub async fn remediate_if_unhealthy(pass: &mut Pass<'_>) -> Result<()> {
         "the machine on node {old_node} did not answer for {minutes:.1} min (more than {}); building a new one on another node",
         humantime::format_duration(after)
     );
-    for c in [
-        SCHEDULED,
-        MACHINE_READY,
-        GATEWAY_READY,
-        GATE_SECURED,
-        TOKENS_REGISTERED,
-        INSTALLED,
-    ] {
+    // Every step is done again for the new machine.
+    for c in REQUIRED {
         pass.set(c, false, "Remediating", &msg);
     }
     pass.event(EventType::Warning, "Remediated", &msg);
