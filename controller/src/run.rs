@@ -25,7 +25,7 @@ use crate::{
     context::Context,
     hostpool,
     metrics::Metrics,
-    resources::{HostPool, SharedEngine, Tester},
+    resources::{HostPool, PAUSED_ANNOTATION, SharedEngine, Tester, find_condition},
     scheduler::Holding,
     sharedengine,
     tester::{self, conditions},
@@ -201,19 +201,29 @@ fn apis(client: &Client, config: &Config) -> (Api<Tester>, Api<HostPool>, Api<Sh
     }
 }
 
-/// A HostPool change (capacity freed, a node back online) wakes the testers of that pool that
-/// are still waiting for a place, instead of polling them.
+/// A HostPool change (capacity freed, a node back online, a pause) wakes the testers of that
+/// pool that are still waiting for a place or are paused with it, instead of polling them.
 fn unscheduled_testers_of(
     store: Store<Tester>,
 ) -> impl Fn(HostPool) -> Vec<ObjectRef<Tester>> + Send + Sync + 'static {
     move |pool: HostPool| {
         let ns = pool.namespace();
         let name = pool.name_any();
+        let pool_paused = pool.annotations().contains_key(PAUSED_ANNOTATION);
         store
             .state()
             .iter()
             .filter(|t| t.namespace() == ns && t.spec.host_pool == name)
-            .filter(|t| t.status.as_ref().is_none_or(|s| s.placement.is_none()))
+            .filter(|t| {
+                let status = t.status.as_ref();
+                // Waiting for room, or to be paused or resumed with the pool.
+                status.is_none_or(|s| s.placement.is_none())
+                    || pool_paused
+                    || status.is_some_and(|s| {
+                        find_condition(&s.conditions, conditions::PAUSED)
+                            .is_some_and(|c| c.status == "True")
+                    })
+            })
             .map(|t| ObjectRef::from_obj(t.as_ref()))
             .collect()
     }

@@ -230,7 +230,7 @@ async fn three_of_five_nodes_down_trips_the_breaker_and_nothing_is_moved() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pause_stops_every_grid_call_and_resume_continues() {
-    let s = Stack::start(
+    let mut s = Stack::start(
         "pause",
         &[TestNode::new(1, 500, 64)],
         "",
@@ -298,6 +298,61 @@ async fn pause_stops_every_grid_call_and_resume_continues() {
     .unwrap();
     assert_eq!(t.status.unwrap().phase.as_deref(), Some("Ready"));
     assert!(s.grid.admin.requests().await.unwrap().served > served);
+
+    // Pausing the HostPool pauses the pool (no node listing) and its testers.
+    assert!(
+        s.ns.kubectl(&[
+            "annotate",
+            "hostpool",
+            "pool",
+            "sandbox.hero.dev/paused=true"
+        ])
+        .status
+        .success()
+    );
+    let pools: kube::Api<HostPool> = kube::Api::namespaced(s.api.clone().into_client(), &s.ns.name);
+    wait::object_until(&pools, "pool", TIMEOUT, "paused", |hp| {
+        hp.status.as_ref().is_some_and(|st| {
+            st.conditions
+                .iter()
+                .any(|c| c.type_ == "Paused" && c.status == "True")
+        })
+    })
+    .await
+    .unwrap();
+    wait::tester_until(&s.api, "p", TIMEOUT, "paused by its pool", |t| {
+        cond(t, "Paused").1 == "HostPoolPaused"
+    })
+    .await
+    .unwrap();
+    let served = s.grid.admin.requests().await.unwrap().served;
+    let series = r#"sandbox_reconcile_total{controller="tester"}"#;
+    let start = s.controller().metric(series).await;
+    // A change to the tester makes a pass run now.
+    assert!(
+        s.ns.kubectl(&["annotate", "tester", "p", "poke=1"])
+            .status
+            .success()
+    );
+    s.controller()
+        .metric_reaches(series, start + 1.0, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.grid.admin.requests().await.unwrap().served,
+        served,
+        "no grid call while the pool is paused"
+    );
+    assert!(
+        s.ns.kubectl(&["annotate", "hostpool", "pool", "sandbox.hero.dev/paused-"])
+            .status
+            .success()
+    );
+    wait::tester_until(&s.api, "p", TIMEOUT, "resumed", |t| {
+        cond(t, "Paused").1 == "Resumed" && cond(t, "Ready").0 == "True"
+    })
+    .await
+    .unwrap();
 }
 
 /// A VM made by hand on `node`, without the controller's tag; returns its contract id.
