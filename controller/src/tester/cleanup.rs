@@ -282,3 +282,28 @@ async fn delete_owned(pass: &Pass<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeGrid, context, tester};
+
+    #[tokio::test]
+    async fn a_custom_name_not_yet_recorded_is_looked_for_on_delete() {
+        let ctx = context(FakeGrid::default());
+        let mut t = tester("c", "carl");
+        t.spec.gateway_name = Some("carlsbox".into());
+        let pass = Pass::new(&t, &ctx).unwrap();
+        // Claimed by a pass whose status write was lost: the status does not name it.
+        assert_eq!(names_of(&pass), ["carlsbox"]);
+        let mut generated = tester("g", "gina");
+        generated.status = Some(crate::resources::TesterStatus {
+            gateway_name: Some(gateway_name("gina", "uid-g", 0)),
+            ..Default::default()
+        });
+        let pass = Pass::new(&generated, &ctx).unwrap();
+        let names = names_of(&pass);
+        assert_eq!(names.len() as u32, MAX_NAME_ATTEMPTS, "{names:?}");
+        assert_eq!(names[0], gateway_name("gina", "uid-g", 0));
+    }
+}
