@@ -9,13 +9,19 @@
 #   hack/cluster.sh status   say whether it answers
 #
 # If KUBECONFIG points at a reachable cluster (your own k3s), `up` uses that instead.
+# The API server's port: CLUSTER_PORT if set (refused, with who holds it, when it is taken);
+# otherwise the one recorded in the data folder (`port`), or 16443, or the next free one when
+# another checkout holds it. Several checkouts' control planes can so run side by side.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "$root/hack/lib.sh"
+# shellcheck source=hack/ports.sh
+source "$root/hack/ports.sh"
 data="${CLUSTER_DIR:-$root/.run/cluster}"
-port="${CLUSTER_PORT:-16443}"
+port_file="$data/port"
+port="${CLUSTER_PORT:-$(cat "$port_file" 2>/dev/null || echo 16443)}"
 kubeconfig="$data/kubeconfig"
 pki="$data/pki"
 logs="$data/logs"
@@ -93,6 +99,16 @@ up() {
   exec 9>"$data/.lock"
   flock 9
   gen_pki
+  if ! readyz && port_in_use "$port"; then
+    # Held by something else: another checkout's control plane, most likely.
+    if [ -n "${CLUSTER_PORT:-}" ]; then
+      taken_message "$port" "CLUSTER_PORT, the local API server" cluster-down >&2
+      exit 1
+    fi
+    echo "$(taken_message "$port" "the local API server" cluster-down); this checkout uses another" >&2
+    port="$(free_port $(( port + 1 )))"
+  fi
+  echo "$port" > "$port_file"
   write_kubeconfig
   if ! readyz; then
     start kine "$TOOLS_BIN/kine" \

@@ -10,6 +10,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "$root/hack/lib.sh"
+# shellcheck source=hack/ports.sh
+source "$root/hack/ports.sh"
 run="$root/.run"
 ns="${SANDBOX_NAMESPACE:-sandbox}"
 mkdir -p "$run"
@@ -32,6 +34,20 @@ start() {
   exit 1
 }
 
+# need_ports NAME WHAT HOST:PORT...: unless NAME already runs from this checkout, every port must
+# be free; a port held by something else (another checkout's `make run`, most likely) stops here
+# with one line saying who holds it and how to stop that, not later with a bind error.
+need_ports() {
+  local name="$1" what="$2" hp; shift 2
+  alive "$name" && return 0
+  for hp in "$@"; do
+    if port_in_use "${hp##*:}" "${hp%:*}"; then
+      taken_message "${hp##*:}" "$what" stop >&2
+      exit 1
+    fi
+  done
+}
+
 down() {
   for name in controller gridshim oidc; do
     if alive "$name"; then
@@ -51,6 +67,9 @@ up() {
   "$kubectl" apply --server-side --force-conflicts -f "$root/crds/" >/dev/null
   "$kubectl" wait --for=condition=Established --timeout=60s crd --all >/dev/null
 
+  need_ports gridshim "gridshim" 127.0.0.1:8800 127.0.0.1:8880 127.77.0.1:7801 127.77.0.1:7802
+  need_ports oidc "the OIDC provider" 127.0.0.1:5556
+  need_ports controller "the controller's metrics" 127.0.0.1:8080
   start gridshim "gridshim listening on" "$root/target/debug/gridshim" \
     --config "$root/gridshim/gridshim.sample.yaml" --db "$run/gridshim.db"
   start oidc "OIDC_READY" env OIDC_PORT=5556 bash "$root/hack/oidc/start.sh"
