@@ -673,6 +673,8 @@ const METRICS: &[(&str, &str)] = &[
     ("sandbox_grid_request_duration_seconds", "histogram"),
     ("sandbox_grid_errors_total", "counter"),
     ("sandbox_hostpool_fit", "gauge"),
+    ("sandbox_apps_unhealthy", "gauge"),
+    ("sandbox_remediations_total", "counter"),
 ];
 
 fn exprs(panel: &serde_json::Value, out: &mut Vec<String>) {
@@ -705,6 +707,8 @@ fn dashboard_is_built_on_the_controllers_metrics() {
         "Reconcile errors per step",
         "Grid call latency (p50, p95)",
         "Grid errors",
+        "Testers with an app down",
+        "Machines moved off unhealthy nodes",
     ] {
         assert!(
             titles.contains(&needed),
