@@ -56,18 +56,17 @@ pub struct NodeView {
 }
 
 impl NodeView {
-    /// Free capacity as the grid computes it: memory keeps max(10 % of total, 2 GiB) back,
-    /// SSD keeps 20 GiB back.
+    /// Free capacity as the proxy lists it: total − used. The proxy's `used` already includes
+    /// the node's reserves (memory max(10 %, 2 GiB), SSD 20 GiB), so they are not subtracted
+    /// twice.
     pub fn from_node(node: &Node) -> Self {
-        let t = &node.total_resources;
-        let u = &node.used_resources;
-        let mem_reserve = (t.mru / 10).max(2 * GIB);
+        let free = node.free();
         Self {
             node_id: node.node_id,
             online: node.status == NodeStatus::Up && node.healthy,
             domain: node.public_config.domain.clone(),
-            free_memory: t.mru.saturating_sub(u.mru).saturating_sub(mem_reserve),
-            free_disk: t.sru.saturating_sub(u.sru).saturating_sub(20 * GIB),
+            free_memory: free.mru,
+            free_disk: free.sru,
         }
     }
 }
@@ -334,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn free_capacity_keeps_the_grid_reserves() {
+    fn free_capacity_is_total_minus_the_proxys_used_which_holds_the_reserves() {
         let n = Node {
             node_id: 7,
             farm_id: 1,
@@ -359,8 +358,10 @@ mod tests {
             rented_by_twin_id: 0,
             features: vec![],
         };
+        // The proxy's used figures already hold the reserves (20 GiB SSD, 10 % of memory):
+        // subtracting them again made every node look 20 GiB and 6.4 GiB smaller.
         let v = NodeView::from_node(&n);
-        assert_eq!(v.free_disk, 880 * GIB);
-        assert_eq!(v.free_memory, 64 * GIB - 4 * GIB - 64 * GIB / 10);
+        assert_eq!(v.free_disk, 900 * GIB);
+        assert_eq!(v.free_memory, 60 * GIB);
     }
 }

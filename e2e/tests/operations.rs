@@ -363,13 +363,18 @@ async fn hand_made_vm(g: &HttpGrid, node: u32) -> u64 {
         contract_id: 0,
         metadata: String::new(),
         description: "made by hand".into(),
+        expiration: 0,
+        signature_requirement: SignatureRequirement::by(TWIN),
         workloads: vec![
             Workload::new("disk", WorkloadData::Zmount(Zmount { size: 10 * GIB })),
             Workload::new(
                 "net",
                 WorkloadData::NetworkLight(NetworkLight {
                     subnet: "10.20.2.0/24".into(),
-                    mycelium_key: "cd".repeat(32),
+                    mycelium: NetworkMycelium {
+                        hex_key: "cd".repeat(32),
+                        peers: vec![],
+                    },
                 }),
             ),
             Workload::new(

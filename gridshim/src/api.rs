@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// One GiB in bytes.
 pub const GIB: u64 = 1 << 30;
@@ -67,14 +66,14 @@ pub fn reserves(total: &Resources) -> Resources {
     }
 }
 
-/// Free capacity the way the proxy computes it: total − used − reserves, never below zero.
-/// `cru` is not reserved (vCPUs are shared).
+/// Free capacity from a proxy listing: total − used, never below zero. The proxy's `used`
+/// already includes the node's reserves (grid-proxy's own SQL adds them), so nothing is
+/// subtracted again.
 pub fn free_resources(total: &Resources, used: &Resources) -> Resources {
-    let r = reserves(total);
     Resources {
         cru: total.cru.saturating_sub(used.cru),
-        mru: total.mru.saturating_sub(used.mru).saturating_sub(r.mru),
-        sru: total.sru.saturating_sub(used.sru).saturating_sub(r.sru),
+        mru: total.mru.saturating_sub(used.mru),
+        sru: total.sru.saturating_sub(used.sru),
         hru: total.hru.saturating_sub(used.hru),
     }
 }
@@ -366,27 +365,63 @@ pub struct Deployment {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// Deprecated in zos (always 0), but part of the challenge.
+    #[serde(default)]
+    pub expiration: u64,
+    /// Who must sign the deployment (grid-client: the deploying twin, weight 1).
+    #[serde(default)]
+    pub signature_requirement: SignatureRequirement,
     /// Workloads, names unique.
     pub workloads: Vec<Workload>,
 }
 
-impl Deployment {
-    /// The hash the node contract must carry for this deployment: SHA-256 (hex) over the
-    /// version, twin, metadata, description and every workload's name, type and data. The
-    /// contract id and the results are not part of it, so the hash can be computed before the
-    /// contract exists (as the real client does with its challenge hash).
-    pub fn challenge_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.version.to_string());
-        h.update(self.twin_id.to_string());
-        h.update(&self.metadata);
-        h.update(&self.description);
-        for w in &self.workloads {
-            h.update(&w.name);
-            h.update(w.data.type_name());
-            h.update(serde_json::to_vec(&w.data).unwrap_or_default());
+/// Who must sign a deployment, as zos's `SignatureRequirement`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureRequirement {
+    /// One request per signing twin.
+    #[serde(default)]
+    pub requests: Vec<SignatureRequest>,
+    /// The weight the signatures must add up to.
+    #[serde(default)]
+    pub weight_required: u32,
+    /// `""` (sign the challenge hash) or `polka-wallet`.
+    #[serde(default)]
+    pub signature_style: String,
+}
+
+impl SignatureRequirement {
+    /// What grid-client asks for: the deploying twin alone, weight 1.
+    pub fn by(twin_id: u32) -> Self {
+        Self {
+            requests: vec![SignatureRequest {
+                twin_id,
+                required: false,
+                weight: 1,
+            }],
+            weight_required: 1,
+            signature_style: String::new(),
         }
-        hex::encode(h.finalize())
+    }
+}
+
+/// One twin's part of a [`SignatureRequirement`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureRequest {
+    /// The twin.
+    pub twin_id: u32,
+    /// Whether its signature is required.
+    #[serde(default)]
+    pub required: bool,
+    /// Its weight.
+    pub weight: u32,
+}
+
+impl Deployment {
+    /// The hash the node contract must carry for this deployment: zos's MD5 challenge hash,
+    /// 32 hex digits (see [`crate::zos::challenge`]). The contract id and the results are not
+    /// part of it, so it can be computed before the contract exists.
+    pub fn challenge_hash(&self) -> String {
+        crate::zos::challenge_hash(self)
     }
 
     /// The workload of that name.
@@ -500,8 +535,18 @@ impl WorkloadData {
 pub struct NetworkLight {
     /// IPv4 subnet of the network on this node, e.g. `10.20.2.0/24`.
     pub subnet: String,
-    /// Mycelium key of the network, hex (32 bytes); it determines the network's mycelium prefix.
-    pub mycelium_key: String,
+    /// The network's mycelium node.
+    pub mycelium: NetworkMycelium,
+}
+
+/// The mycelium node of a `network-light`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkMycelium {
+    /// 32 bytes, hex: the node's key; its address (and so every VM's) derives from it.
+    pub hex_key: String,
+    /// Peers to use instead of the default list.
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 /// `zmount`: a disk of `size` bytes.
@@ -581,7 +626,8 @@ pub struct NetworkInterface {
 pub struct MyceliumAttachment {
     /// Name of the `network-light` workload.
     pub network: String,
-    /// 6 bytes, hex; the VM's mycelium address is the network prefix + `ff0f:` + seed.
+    /// 6 bytes, hex; the VM's mycelium address is the network's /64 + `ff0f` + seed.
+    #[serde(rename = "hex_seed")]
     pub seed: String,
 }
 
@@ -613,6 +659,9 @@ pub struct GatewayNameProxy {
     pub tls_passthrough: bool,
     /// Exactly one backend, `http://[<mycelium ip>]:port`.
     pub backends: Vec<String>,
+    /// A network of the same deployment the backend is reached through, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// State of a workload.
@@ -688,33 +737,11 @@ pub struct WorkloadChange {
     pub result: WorkloadResult,
 }
 
-/// The mycelium prefix of a network, from its key: `5xx:yyyy:zzzz:wwww` (a /64 in 400::/7, as
-/// mycelium does). Both gridshim and a client compute VM addresses with it.
-pub fn mycelium_prefix(network_key_hex: &str) -> String {
-    let d = Sha256::digest(network_key_hex.as_bytes());
-    format!(
-        "{:x}:{:x}:{:x}:{:x}",
-        0x400u16 | (u16::from(d[0]) & 0x1ff),
-        u16::from_be_bytes([d[1], d[2]]),
-        u16::from_be_bytes([d[3], d[4]]),
-        u16::from_be_bytes([d[5], d[6]])
-    )
-}
-
-/// A VM's mycelium address: the network prefix + `ff0f:` + the 6-byte seed. Lets a client
-/// compute the address when the node's result lacks it. `None` when the seed is not 6 hex bytes.
+/// A VM's mycelium address, as zos derives it (see [`crate::zos::vm_mycelium_ip`]): lets a
+/// client compute the address when the node's result lacks it. `None` unless the network key
+/// is 32 hex bytes and the seed 6.
 pub fn mycelium_ip(network_key_hex: &str, seed_hex: &str) -> Option<String> {
-    let seed = hex::decode(seed_hex).ok()?;
-    if seed.len() != 6 {
-        return None;
-    }
-    Some(format!(
-        "{}:ff0f:{:x}:{:x}:{:x}",
-        mycelium_prefix(network_key_hex),
-        u16::from_be_bytes([seed[0], seed[1]]),
-        u16::from_be_bytes([seed[2], seed[3]]),
-        u16::from_be_bytes([seed[4], seed[5]])
-    ))
+    crate::zos::vm_mycelium_ip(network_key_hex, seed_hex).map(|ip| ip.to_string())
 }
 
 /// Where a private (mycelium) address is reachable on this machine (gridshim's data plane).
@@ -1354,7 +1381,7 @@ mod tests {
     }
 
     #[test]
-    fn free_is_total_minus_used_minus_reserves() {
+    fn free_is_total_minus_used_as_the_proxy_counts_reserves_in_used() {
         let total = Resources {
             cru: 8,
             mru: 32 * GIB,
@@ -1369,10 +1396,10 @@ mod tests {
         };
         let f = free_resources(&total, &used);
         assert_eq!(f.cru, 6);
-        assert_eq!(f.mru, 32 * GIB - 4 * GIB - 32 * GIB / 10);
-        assert_eq!(f.sru, 430 * GIB);
+        assert_eq!(f.mru, 28 * GIB);
+        assert_eq!(f.sru, 450 * GIB);
         let full = Resources {
-            sru: 490 * GIB,
+            sru: 510 * GIB,
             ..used
         };
         assert_eq!(free_resources(&total, &full).sru, 0, "never below zero");
@@ -1393,11 +1420,15 @@ mod tests {
     }
 
     #[test]
-    fn mycelium_ip_is_prefix_ff0f_seed() {
-        let ip = mycelium_ip("00aa", "0102030405ff").unwrap();
-        assert!(ip.starts_with(&mycelium_prefix("00aa")));
+    fn mycelium_ip_is_the_networks_64_then_ff0f_then_the_seed() {
+        let key = "ab".repeat(32);
+        let ip = mycelium_ip(&key, "0102030405ff").unwrap();
         assert!(ip.ends_with(":ff0f:102:304:5ff"), "{ip}");
-        assert!(mycelium_ip("00aa", "0102").is_none());
+        assert!(mycelium_ip(&key, "0102").is_none(), "a seed is 6 bytes");
+        assert!(
+            mycelium_ip("00aa", "0102030405ff").is_none(),
+            "a key is 32 bytes"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod client;
+pub mod zos;
 
 #[cfg(feature = "server")]
 pub mod agent;

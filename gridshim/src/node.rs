@@ -102,7 +102,7 @@ pub fn validate(d: &Deployment) -> Result<(), String> {
                 if net.subnet.is_empty() {
                     return Err(format!("{n}: subnet is required"));
                 }
-                if hex::decode(&net.mycelium_key).map(|k| k.len()) != Ok(32) {
+                if hex::decode(&net.mycelium.hex_key).map(|k| k.len()) != Ok(32) {
                     return Err(format!("{n}: invalid mycelium key: must be 32 bytes hex"));
                 }
             }
@@ -121,6 +121,8 @@ pub fn validate(d: &Deployment) -> Result<(), String> {
                 if z.compute_capacity.memory < 250 * MIB {
                     return Err(format!("{n}: mem capacity can't be less than 250M"));
                 }
+                // zos's own check and text (ZMachineLight.Valid).
+                crate::zos::root_size(z).map_err(|e| format!("{n}: {e}"))?;
                 if z.network.interfaces.len() != 1 {
                     return Err(format!("{n}: only one network interface is supported"));
                 }
@@ -609,7 +611,7 @@ fn evaluate(
                 .workload(&z.network.mycelium.network)
                 .map(|x| &x.data)
             {
-                Some(WorkloadData::NetworkLight(n)) => n.mycelium_key.clone(),
+                Some(WorkloadData::NetworkLight(n)) => n.mycelium.hex_key.clone(),
                 _ => String::new(),
             };
             let Some(myc) = mycelium_ip(&key_hex, &z.network.mycelium.seed) else {

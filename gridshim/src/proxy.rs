@@ -44,7 +44,8 @@ pub fn proxy_view(sim: &Sim, n: &NodeRec) -> Node {
         farm_id: n.cfg.farm_id,
         twin_id: n.cfg.twin_id.unwrap_or(1000 + n.cfg.id),
         total_resources: n.cfg.total(),
-        used_resources: used,
+        // As the real proxy reports it: what contracts use plus the node's reserves.
+        used_resources: used.plus(reserves(&n.cfg.total())),
         status,
         healthy,
         public_config: PublicConfig {

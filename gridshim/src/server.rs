@@ -779,6 +779,8 @@ mod tests {
                 contract_id: cid,
                 metadata: String::new(),
                 description: String::new(),
+                expiration: 0,
+                signature_requirement: SignatureRequirement::by(1),
                 workloads: vec![w],
             },
             changes: vec![],

@@ -173,10 +173,11 @@ async fn node_deploys_reports_changes_and_refuses_deletion() {
         .collect();
     assert_eq!(vm_states, vec![WorkloadState::Init, WorkloadState::Ok]);
 
-    // The proxy shows the used capacity (no lag on instant).
+    // The proxy shows the used capacity (no lag on instant), reserves included as the real
+    // proxy counts them: memory max(10 %, 2 GiB), SSD 20 GiB.
     let n = s.us.get_node(12).await.unwrap();
-    assert_eq!(n.used_resources.mru, 2 * GIB);
-    assert_eq!(n.used_resources.sru, 30 * GIB);
+    assert_eq!(n.used_resources.mru, 2 * GIB + 64 * GIB / 10);
+    assert_eq!(n.used_resources.sru, 30 * GIB + 20 * GIB);
 
     // Deleting through the node is refused.
     let sess = s.us.connect().await.unwrap();
@@ -221,7 +222,11 @@ async fn node_deploys_reports_changes_and_refuses_deletion() {
     s.us.cancel_contract(cid).await.unwrap();
     let e = s.us.get_deployment(12, cid).await.unwrap_err();
     assert_eq!(e.category(), ErrorCategory::NotFound);
-    assert_eq!(s.us.get_node(12).await.unwrap().used_resources.mru, 0);
+    assert_eq!(
+        s.us.get_node(12).await.unwrap().used_resources.mru,
+        64 * GIB / 10,
+        "only the reserve is left"
+    );
 }
 
 #[tokio::test]

@@ -108,6 +108,8 @@ impl Remediation {
 /// The resources of one tester's machine.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.diskGiB >= (self.cpu * self.memoryGiB >= 8 ? 3 : 2)")
+    .message("diskGiB must hold zos's minimum root filesystem (2 GiB when cpu × memoryGiB ≥ 8, else 500 MiB) and a data disk of at least 1 GiB: 3 GiB or more for such machines, 2 GiB or more for smaller ones"))]
 pub struct TesterResources {
     /// Virtual CPUs, 1-32.
     #[x_kube(validation = Rule::new("self >= 1 && self <= 32").message("cpu must be between 1 and 32 vCPUs"))]

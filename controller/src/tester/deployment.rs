@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use gridshim::api::{
     AGENT_KEY_ENV, ComputeCapacity, Deployment, GatewayNameProxy, MyceliumAttachment,
-    NetworkInterface, NetworkLight, Workload, WorkloadData, ZmachineLight, ZmachineNetwork, Zmount,
-    mycelium_ip,
+    NetworkInterface, NetworkLight, SignatureRequirement, Workload, WorkloadData, ZmachineLight,
+    ZmachineNetwork, Zmount, mycelium_ip,
 };
 use serde::{Deserialize, Serialize};
 
@@ -83,18 +83,23 @@ pub fn vm(
         contract_id: 0,
         metadata: tag.encode(),
         description: "sandbox tester machine".into(),
+        expiration: 0,
+        signature_requirement: SignatureRequirement::by(twin_id),
         workloads: vec![
             Workload::new(
                 "disk",
                 WorkloadData::Zmount(Zmount {
-                    size: placement.disk_bytes - rootfs_size(placement.disk_bytes),
+                    size: placement.disk_bytes.saturating_sub(rootfs_size(placement)),
                 }),
             ),
             Workload::new(
                 "net",
                 WorkloadData::NetworkLight(NetworkLight {
                     subnet: "10.20.2.0/24".into(),
-                    mycelium_key: keys.network_key.clone(),
+                    mycelium: gridshim::api::NetworkMycelium {
+                        hex_key: keys.network_key.clone(),
+                        peers: Vec::new(),
+                    },
                 }),
             ),
             Workload::new(
@@ -111,7 +116,7 @@ pub fn vm(
                             seed: keys.seed.clone(),
                         },
                     },
-                    size: rootfs_size(placement.disk_bytes),
+                    size: rootfs_size(placement),
                     compute_capacity: ComputeCapacity {
                         cpu: placement.cpu.clamp(1, 255) as u8,
                         memory: placement.memory_bytes,
@@ -130,11 +135,27 @@ pub fn vm(
 }
 
 /// The VM's root filesystem, carved out of the tester's disk so that the machine holds exactly
-/// the disk it was placed with (an eighth of it, between 256 MiB and 2 GiB).
-pub fn rootfs_size(disk_bytes: u64) -> u64 {
-    (disk_bytes / 8)
-        .clamp(256 << 20, 2 << 30)
-        .min(disk_bytes / 2)
+/// the disk it was placed with: an eighth of it (at most 2 GiB), never below zos's minimum for
+/// the machine's CPU and memory (2 GiB when cpu × memory ≥ 8 GiB, else 500 MiB).
+pub fn rootfs_size(placement: &Placement) -> u64 {
+    let min =
+        gridshim::zos::min_root_size(placement.cpu.clamp(1, 255) as u8, placement.memory_bytes);
+    (placement.disk_bytes / 8).min(2 << 30).max(min)
+}
+
+/// Why a machine of this size cannot be built (zos's minimum root size leaves no data disk),
+/// or `None` when it can.
+pub fn too_small(placement: &Placement) -> Option<String> {
+    let root = rootfs_size(placement);
+    (placement.disk_bytes < root + (1 << 30)).then(|| {
+        format!(
+            "{} GiB of disk cannot hold the {} MiB root filesystem zos requires for {} vCPU and {} MiB of memory plus a data disk of at least 1 GiB; give the tester more disk (diskGiB) or less cpu × memory",
+            placement.disk_bytes >> 30,
+            root >> 20,
+            placement.cpu,
+            placement.memory_bytes >> 20
+        )
+    })
 }
 
 /// The gateway deployment: `name` proxying to the VM's web side.
@@ -145,12 +166,15 @@ pub fn gateway(twin_id: u32, name: &str, vm_address: &str, tag: &ContractTag) ->
         contract_id: 0,
         metadata: tag.encode(),
         description: "sandbox tester gateway".into(),
+        expiration: 0,
+        signature_requirement: SignatureRequirement::by(twin_id),
         workloads: vec![Workload::new(
             "gw",
             WorkloadData::GatewayNameProxy(GatewayNameProxy {
                 name: name.to_string(),
                 tls_passthrough: false,
                 backends: vec![backend(vm_address)],
+                network: None,
             }),
         )],
     }
@@ -212,5 +236,40 @@ mod tests {
             printed.contains(AGENT_KEY_ENV),
             "the env's names are still shown"
         );
+    }
+
+    #[test]
+    fn the_root_filesystem_is_never_below_zos_minimum() {
+        let p = |cpu, mem_gib: u64, disk_gib: u64| Placement {
+            node_id: 1,
+            cpu,
+            memory_bytes: mem_gib << 30,
+            disk_bytes: disk_gib << 30,
+        };
+        // cpu × memory = 8 GiB: zos wants at least 2 GiB, an eighth of 10 GiB is 1.25 GiB.
+        let m = p(2, 4, 10);
+        assert_eq!(rootfs_size(&m), 2 << 30);
+        let d = vm(7, &m, &MachineKeys::new("u1", ""), "k", &tag());
+        let WorkloadData::ZmachineLight(z) = &d.workload("vm").unwrap().data else {
+            panic!("a zmachine")
+        };
+        assert_eq!(gridshim::zos::root_size(z), Ok(2 << 30), "zos accepts it");
+        // Small machines: 500 MiB at least.
+        assert_eq!(rootfs_size(&p(1, 2, 2)), 500 << 20);
+        // A machine whose disk cannot hold the minimum and a data disk is refused before the grid.
+        assert!(
+            too_small(&p(2, 4, 2))
+                .unwrap()
+                .contains("2048 MiB root filesystem")
+        );
+        assert_eq!(too_small(&m), None);
+    }
+
+    fn tag() -> ContractTag {
+        ContractTag {
+            tester: "u1".into(),
+            kind: "vm".into(),
+            build: String::new(),
+        }
     }
 }

@@ -148,6 +148,11 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         .clone()
         .ok_or(Error::MissingField("status.placement"))?;
     let node = placement.node_id;
+    if let Some(why) = deployment::too_small(&placement) {
+        // zos would refuse it: nothing is created on the grid.
+        pass.set(MACHINE_READY, false, "DiskTooSmall", &why);
+        return Ok(Flow::Requeue(std::time::Duration::from_secs(300)));
+    }
     let build = machine_key(pass);
     let keys = MachineKeys::new(&pass.uid, &build);
     let tag = ContractTag {

@@ -125,13 +125,18 @@ pub fn vm_deployment(twin: u32, agent_key: &str, seed: &str, memory_gib: u64) ->
         contract_id: 0,
         metadata: String::new(),
         description: String::new(),
+        expiration: 0,
+        signature_requirement: SignatureRequirement::by(twin),
         workloads: vec![
             Workload::new("disk", WorkloadData::Zmount(Zmount { size: 10 * GIB })),
             Workload::new(
                 "net",
                 WorkloadData::NetworkLight(NetworkLight {
                     subnet: "10.20.2.0/24".into(),
-                    mycelium_key: NET_KEY.into(),
+                    mycelium: NetworkMycelium {
+                        hex_key: NET_KEY.into(),
+                        peers: vec![],
+                    },
                 }),
             ),
             Workload::new(
@@ -174,12 +179,15 @@ pub fn gw_deployment(twin: u32, name: &str, backend: &str) -> Deployment {
         contract_id: 0,
         metadata: String::new(),
         description: String::new(),
+        expiration: 0,
+        signature_requirement: SignatureRequirement::by(twin),
         workloads: vec![Workload::new(
             "gw",
             WorkloadData::GatewayNameProxy(GatewayNameProxy {
                 name: name.into(),
                 tls_passthrough: false,
                 backends: vec![backend.into()],
+                network: None,
             }),
         )],
     }
