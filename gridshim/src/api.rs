@@ -532,11 +532,45 @@ impl WorkloadData {
 
 /// `network-light`: a private network reached over mycelium.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "NetworkLightWire")]
 pub struct NetworkLight {
     /// IPv4 subnet of the network on this node, e.g. `10.20.2.0/24`.
     pub subnet: String,
     /// The network's mycelium node.
     pub mycelium: NetworkMycelium,
+}
+
+/// What a `network-light` may look like when read: zos's shape, or the flat `mycelium_key`
+/// gridshim stored before it spoke zos's (so an existing gridshim database still loads).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NetworkLightWire {
+    Zos {
+        subnet: String,
+        mycelium: NetworkMycelium,
+    },
+    Flat {
+        subnet: String,
+        mycelium_key: String,
+    },
+}
+
+impl From<NetworkLightWire> for NetworkLight {
+    fn from(w: NetworkLightWire) -> Self {
+        match w {
+            NetworkLightWire::Zos { subnet, mycelium } => Self { subnet, mycelium },
+            NetworkLightWire::Flat {
+                subnet,
+                mycelium_key,
+            } => Self {
+                subnet,
+                mycelium: NetworkMycelium {
+                    hex_key: mycelium_key,
+                    peers: Vec::new(),
+                },
+            },
+        }
+    }
 }
 
 /// The mycelium node of a `network-light`.
@@ -627,7 +661,7 @@ pub struct MyceliumAttachment {
     /// Name of the `network-light` workload.
     pub network: String,
     /// 6 bytes, hex; the VM's mycelium address is the network's /64 + `ff0f` + seed.
-    #[serde(rename = "hex_seed")]
+    #[serde(rename = "hex_seed", alias = "seed")]
     pub seed: String,
 }
 
@@ -1428,6 +1462,23 @@ mod tests {
         assert!(
             mycelium_ip("00aa", "0102030405ff").is_none(),
             "a key is 32 bytes"
+        );
+    }
+
+    #[test]
+    fn a_network_stored_before_the_zos_shape_still_loads() {
+        let old: NetworkLight =
+            serde_json::from_str(r#"{"subnet":"10.20.2.0/24","mycelium_key":"abcd"}"#).unwrap();
+        assert_eq!(old.mycelium.hex_key, "abcd");
+        let zos: NetworkLight = serde_json::from_str(
+            r#"{"subnet":"10.20.2.0/24","mycelium":{"hex_key":"abcd","peers":["tcp://p:9651"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(zos.mycelium.peers, ["tcp://p:9651"]);
+        let written = serde_json::to_value(&zos).unwrap();
+        assert_eq!(
+            written["mycelium"]["hex_key"], "abcd",
+            "written in zos's shape"
         );
     }
 
