@@ -208,10 +208,7 @@ impl Ledger {
 /// Chooses a node for `need` among `rooms`: `spread` takes the node with the most free disk
 /// (then memory), `binpack` the one with the least that still fits. Ties go to the lower id.
 pub fn place(rooms: &[Room], need: Need, policy: PlacementPolicy) -> Result<u32, Unschedulable> {
-    let online: Vec<&Room> = rooms
-        .iter()
-        .filter(|r| r.node.online && r.node.domain.is_some())
-        .collect();
+    let online: Vec<&Room> = rooms.iter().filter(|r| r.node.online).collect();
     if online.is_empty() {
         return Err(Unschedulable::NoNodeOnline);
     }

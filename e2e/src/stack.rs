@@ -26,7 +26,8 @@ pub struct TestNode {
     pub sru_gib: u64,
     /// Total memory in GiB.
     pub mru_gib: u64,
-    /// Gateway domain (`None`: the node cannot host a tester).
+    /// Gateway domain (`None`: a capacity node; it takes testers only when their HostPool names
+    /// gateway nodes).
     pub domain: Option<String>,
 }
 

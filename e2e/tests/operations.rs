@@ -36,12 +36,18 @@ fn node_of(t: &Tester) -> Option<u32> {
 /// A HostPool over `nodes` (10 GiB disk, 1 GiB memory per tester) that moves a machine
 /// unreachable for longer than `after`.
 fn pool(nodes: &[u32], after: &str) -> String {
+    pool_with_gateways(nodes, &[], after)
+}
+
+/// [`pool`] whose name proxies run on `gateways`.
+fn pool_with_gateways(nodes: &[u32], gateways: &[u32], after: &str) -> String {
     json!({
         "apiVersion": "sandbox.hero.dev/v1alpha1",
         "kind": "HostPool",
         "metadata": {"name": "pool"},
         "spec": {
             "nodes": nodes,
+            "gatewayNodes": gateways,
             "perTester": {"cpu": 1, "memoryGiB": 1, "diskGiB": 10},
             "remediation": {"unhealthyAfter": after, "maxUnhealthy": 40},
         },
@@ -78,10 +84,17 @@ async fn grid_until(s: &Stack, what: &str, check: impl Fn(&Inspection) -> bool) 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_machine_on_a_dead_node_is_moved_and_keeps_its_name_and_sign_in() {
-    let nodes: Vec<TestNode> = (1..=3).map(|i| TestNode::new(i, 500, 64)).collect();
+async fn a_machine_on_a_dead_node_is_moved_and_keeps_its_address_and_sign_in() {
+    // Three capacity nodes without a gateway domain, and one gateway node.
+    let mut nodes: Vec<TestNode> = (1..=3)
+        .map(|i| TestNode {
+            domain: None,
+            ..TestNode::new(i, 500, 64)
+        })
+        .collect();
+    nodes.push(TestNode::new(4, 100, 16));
     let mut s = Stack::start("remedy", &nodes, "", &[("RESYNC", "2s")]).await;
-    s.apply(&pool(&[1, 2, 3], "3s"));
+    s.apply(&pool_with_gateways(&[1, 2, 3], &[4], "3s"));
     for i in 0..3 {
         s.apply(&tester(&format!("r{i}"), &format!("rem{i}"), "pool").build());
     }
@@ -147,6 +160,7 @@ async fn a_machine_on_a_dead_node_is_moved_and_keeps_its_name_and_sign_in() {
     let left = grid_until(&s, "the old machine gone", |i| {
         i.vms.len() == 3
             && i.contracts.len() == 9
+            && i.gateways.iter().all(|g| g.node_id == 4)
             && !i.contracts.iter().any(|c| {
                 Some(c.contract_id) == old_vm.contract_id
                     || Some(c.contract_id) == old_vm.gateway_contract_id

@@ -54,6 +54,14 @@ pub struct HostPoolSpec {
     #[serde(default)]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 50").message("warmPoolSize must be between 0 and 50"))]
     pub warm_pool_size: u32,
+    /// Grid nodes with a gateway domain that run the testers' name proxies (a tester's public
+    /// name then points at its machine wherever the machine is, and keeps its address when the
+    /// machine moves). Empty: each tester's name proxy runs on its machine's own node, so only
+    /// nodes with a gateway domain take testers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(n, n >= 1)").message("gatewayNodes must be grid node ids (1 or more)"))]
+    pub gateway_nodes: Vec<u32>,
     /// Moving testers off dead nodes.
     #[serde(default)]
     pub remediation: Remediation,

@@ -405,6 +405,10 @@ pub struct MachineStatus {
     /// The node contract of the gateway (name proxy) deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_contract_id: Option<u64>,
+    /// The gateway node running the name proxy, when the HostPool has gateway nodes (kept for
+    /// life, so the address stays when the machine moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_node_id: Option<u32>,
     /// The VM's address on the private network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_address: Option<String>,

@@ -29,12 +29,7 @@ pub async fn gateway(pass: &mut Pass<'_>) -> Result<Flow> {
     let Some(name) = hold_name(pass).await? else {
         return Ok(Flow::Requeue(std::time::Duration::from_secs(300)));
     };
-    let node = pass
-        .status
-        .placement
-        .as_ref()
-        .ok_or(Error::MissingField("status.placement"))?
-        .node_id;
+    let node = gateway_node(pass).await?;
     let vm_address = pass
         .status
         .machine
@@ -219,6 +214,49 @@ fn record_name(pass: &mut Pass<'_>, name: &str, contract_id: u64) {
         .machine
         .get_or_insert_with(MachineStatus::default)
         .name_contract_id = Some(contract_id);
+}
+
+/// The node that runs the tester's name proxy: the one recorded, else one of the HostPool's
+/// gateway nodes (chosen by the tester's UID, so every pass chooses the same), else the
+/// machine's own node.
+async fn gateway_node(pass: &mut Pass<'_>) -> Result<u32> {
+    if let Some(n) = pass.status.machine.as_ref().and_then(|m| m.gateway_node_id) {
+        return Ok(n);
+    }
+    let gateways = match pass.ctx.pool_of(pass.tester) {
+        Some(pool) => pool.spec.gateway_nodes.clone(),
+        None => {
+            pass.ctx.kube_turn().await;
+            let pools: kube::Api<crate::resources::HostPool> =
+                kube::Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+            pools
+                .get_opt(&pass.tester.spec.host_pool)
+                .await
+                .map_err(|source| Error::Kube {
+                    action: "reading the Tester's HostPool",
+                    source,
+                })?
+                .map(|p| p.spec.gateway_nodes)
+                .unwrap_or_default()
+        }
+    };
+    if gateways.is_empty() {
+        return Ok(pass
+            .status
+            .placement
+            .as_ref()
+            .ok_or(Error::MissingField("status.placement"))?
+            .node_id);
+    }
+    let pick = u64::from_str_radix(&crate::names::derived_hex(&pass.uid, "gateway-node", 4), 16)
+        .unwrap_or_default()
+        % gateways.len() as u64;
+    let node = gateways[pick as usize];
+    pass.status
+        .machine
+        .get_or_insert_with(MachineStatus::default)
+        .gateway_node_id = Some(node);
+    Ok(node)
 }
 
 /// Takes `name`: `Some(contract)` when it is ours now (created, or a leftover of ours adopted),

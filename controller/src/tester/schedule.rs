@@ -62,7 +62,14 @@ pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
     let key = format!("{}/{pool_name}", pass.ns);
     let listing = pool_nodes(pass.ctx, &key, &pool, LISTING_MAX_AGE).await?;
     let mut ledger = pass.ctx.ledger.lock().await;
-    let rooms = ledger.rooms(&listing.nodes, listing.listed_at);
+    // Without gateway nodes the name proxy runs on the machine's own node, which then needs a
+    // gateway domain; with them, any node of the pool will do.
+    let own_gateway = pool.spec.gateway_nodes.is_empty();
+    let rooms: Vec<_> = ledger
+        .rooms(&listing.nodes, listing.listed_at)
+        .into_iter()
+        .filter(|r| !own_gateway || r.node.domain.is_some())
+        .collect();
     match place(&rooms, need, pool.spec.placement) {
         Ok(node_id) => {
             ledger.hold(
