@@ -80,7 +80,8 @@ up() {
     GRID_URL=http://127.0.0.1:8800 GRID_TWIN_ID=7 GRID_TWIN_SECRET=controller-secret \
     AGENT_KEY="$(cat "$run/agent-key")" ADMINS=admin \
     OIDC_ISSUER=http://127.0.0.1:5556 OIDC_CLIENT_ID=gate OIDC_CLIENT_SECRET=gate-dev-secret \
-    PUBLIC_URL_FORMAT='http://{fqdn}:8880/' PROXY_LAG=0s METRICS_ADDR=127.0.0.1:8080 \
+    PUBLIC_URL_FORMAT='http://{fqdn}:8880/' PRIVATE_NETWORK_PROXY=http://127.0.0.1:8880 \
+    PROXY_LAG=0s METRICS_ADDR=127.0.0.1:8080 \
     WATCH_NAMESPACE="$ns" \
     "$root/target/debug/controller"
 

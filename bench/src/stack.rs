@@ -19,7 +19,7 @@ use e2e::{
     target_bin,
 };
 use futures::{StreamExt, TryStreamExt};
-use gridshim::client::Admin;
+use gridshim::admin::Admin;
 use kube::{
     Api,
     api::PostParams,

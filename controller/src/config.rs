@@ -18,9 +18,26 @@ fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 #[derive(Parser, Clone, Debug)]
 #[command(name = "controller", version)]
 pub struct Config {
-    /// Base URL of the grid (gridshim, or a gateway to the real grid).
+    /// Base URL of the grid's chain and node transport (gridshim serves it).
     #[arg(long, env = "GRID_URL")]
     pub grid_url: String,
+
+    /// The grid proxy's URL (default: `GRID_URL`, which gridshim also serves the proxy on).
+    #[arg(long, env = "GRID_PROXY_URL")]
+    pub grid_proxy_url: Option<String>,
+
+    /// The release catalog's URL (default: `GRID_URL` + `/catalog`).
+    #[arg(long, env = "CATALOG_URL")]
+    pub catalog_url: Option<String>,
+
+    /// The port every VM agent listens on, on the VM's private (mycelium) address.
+    #[arg(long, env = "AGENT_PORT", default_value_t = 7070)]
+    pub agent_port: u16,
+
+    /// An HTTP proxy into the private (mycelium) network, for a controller that is not on it
+    /// itself (gridshim's gateway is one). Unset: agents are reached directly.
+    #[arg(long, env = "PRIVATE_NETWORK_PROXY")]
+    pub private_network_proxy: Option<String>,
 
     /// The twin the controller acts as on the grid.
     #[arg(long, env = "GRID_TWIN_ID")]

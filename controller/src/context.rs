@@ -10,7 +10,7 @@ use std::{
 };
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use gridshim::client::{Grid, GridError};
+use gridapi::{Grid, GridError};
 use kube::{
     ResourceExt,
     runtime::{
@@ -52,7 +52,7 @@ pub struct Context {
     /// Kubernetes client.
     pub client: kube::Client,
     /// The grid.
-    pub grid: Arc<dyn Grid>,
+    pub grid: Grid,
     /// Configuration.
     pub config: Config,
     /// Metrics.
@@ -67,6 +67,8 @@ pub struct Context {
     pub ledger: tokio::sync::Mutex<Ledger>,
     /// Node listings per HostPool (`namespace/name`), refreshed by the HostPool reconciler.
     pub pools: Mutex<HashMap<String, PoolNodes>>,
+    /// Each node's twin (node id → twin id), as the proxy listed it once.
+    pub node_twins: Mutex<HashMap<u32, u32>>,
     /// The resourceVersion of each Tester's last status write (by UID), until a pass sees it:
     /// a pass whose cached copy has another version reads the object afresh instead of
     /// working from a stale status.
@@ -87,7 +89,7 @@ impl Context {
     /// Builds the context.
     pub fn new(
         client: kube::Client,
-        grid: Arc<dyn Grid>,
+        grid: Grid,
         engines: Arc<dyn Engines>,
         mailer: Option<Mailer>,
         config: Config,
@@ -119,6 +121,7 @@ impl Context {
             recorder,
             ledger: Default::default(),
             pools: Default::default(),
+            node_twins: Default::default(),
             written_versions: Default::default(),
             backoffs: Backoffs::default(),
             stores: OnceLock::new(),

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use gridshim::api::TokenRegistration;
-pub use gridshim::api::TokenStoreInfo;
+use gridapi::engines::TokenRegistration;
+pub use gridapi::engines::TokenStoreInfo;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 

@@ -1,7 +1,7 @@
 //! The controller's error type. Every variant says what failed; `label()` gives the short,
 //! bounded metric label errors are counted by.
 
-use gridshim::client::GridError;
+use gridapi::GridError;
 
 /// What went wrong in a reconcile.
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +77,11 @@ impl Error {
         match self {
             Error::Kube { .. } => "kube",
             Error::Grid { source, .. } => match source.category() {
-                gridshim::client::ErrorCategory::RetryLater => "grid_retry_later",
-                gridshim::client::ErrorCategory::Conflict => "grid_conflict",
-                gridshim::client::ErrorCategory::NotFound => "grid_not_found",
-                gridshim::client::ErrorCategory::Capacity => "grid_capacity",
-                gridshim::client::ErrorCategory::Fatal => "grid_fatal",
+                gridapi::ErrorCategory::RetryLater => "grid_retry_later",
+                gridapi::ErrorCategory::Conflict => "grid_conflict",
+                gridapi::ErrorCategory::NotFound => "grid_not_found",
+                gridapi::ErrorCategory::Capacity => "grid_capacity",
+                gridapi::ErrorCategory::Fatal => "grid_fatal",
             },
             Error::Engine { .. } => "engine",
             Error::Probe { .. } => "probe",
@@ -110,9 +110,7 @@ impl Error {
     /// the request as invalid or unauthorized.
     pub fn is_fatal(&self) -> bool {
         match self {
-            Error::Grid { source, .. } => {
-                source.category() == gridshim::client::ErrorCategory::Fatal
-            }
+            Error::Grid { source, .. } => source.category() == gridapi::ErrorCategory::Fatal,
             Error::Engine { source, .. } => !source.is_retry_later(),
             _ => false,
         }
@@ -123,7 +121,7 @@ impl Error {
     /// What the operator must change when retrying cannot help, to go with the error in the
     /// step's condition.
     pub fn remedy(&self) -> Option<&'static str> {
-        use gridshim::api::ErrorCode as C;
+        use gridapi::ErrorCode as C;
         match self {
             Error::Grid { source, .. } if self.is_fatal() => Some(match source.code() {
                 C::Unauthenticated | C::Unauthorized | C::TwinNotAuthorizedToCancelContract => {

@@ -92,8 +92,8 @@ mod tests {
         assert_ne!(n0, gateway_name("Bob.Smith_2", uid, 1));
         let long = gateway_name(&"A".repeat(40), uid, 0);
         assert!(long.len() <= 36, "{long}");
-        assert!(gridshim::api::check_name(&long).is_none());
-        assert!(gridshim::api::check_name(&gateway_name("x", uid, 0)).is_none());
+        assert!(gridapi::chain::check_name(&long).is_none());
+        assert!(gridapi::chain::check_name(&gateway_name("x", uid, 0)).is_none());
         for n in [n0, long] {
             assert!(
                 n.bytes()

@@ -1,12 +1,10 @@
 //! The runtime: health and metrics server, leader election, the three controllers, graceful
 //! shutdown.
 
-use secrecy::ExposeSecret;
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use futures::{StreamExt, future::FutureExt};
-use gridshim::client::HttpGrid;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
@@ -36,11 +34,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // A mail URL that would leak in plaintext stops the controller here, before anything else.
     let mailer = crate::mail::mailer(&config)?;
     let client = Client::try_default().await?;
-    let grid = Arc::new(HttpGrid::new(
-        config.grid_url.clone(),
-        config.grid_twin_id,
-        config.grid_twin_secret.expose_secret().to_string(),
-    ));
+    let base = config.grid_url.trim_end_matches('/');
+    let grid = gridapi::http::connect(&gridapi::http::Endpoints {
+        proxy: config.grid_proxy_url.clone().unwrap_or_else(|| base.into()),
+        bus: base.into(),
+        catalog: (config.catalog_url.clone()).unwrap_or_else(|| format!("{base}/catalog")),
+        twin_id: config.grid_twin_id,
+        secret: config.grid_twin_secret.clone(),
+        agent_port: config.agent_port,
+        private_proxy: config.private_network_proxy.clone(),
+    })?;
     let engines = Arc::new(crate::engines::HttpEngines::new()?);
     let metrics = Metrics::default();
     let ctx = Arc::new(Context::new(

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gridshim::api::{Node, NodeStatus};
+use gridapi::proxy::{Node, NodeStatus};
 
 use crate::resources::PlacementPolicy;
 
@@ -62,9 +62,9 @@ impl NodeView {
     pub fn from_node(node: &Node) -> Self {
         let free = node.free();
         Self {
-            node_id: node.node_id,
-            online: node.status == NodeStatus::Up && node.healthy,
-            domain: node.public_config.domain.clone(),
+            node_id: node.info.node_id,
+            online: node.info.status == NodeStatus::Up && node.info.healthy,
+            domain: node.info.public_config.domain().map(str::to_string),
             free_memory: free.mru,
             free_disk: free.sru,
         }
@@ -332,28 +332,26 @@ mod tests {
     #[test]
     fn free_capacity_is_total_minus_the_proxys_used_which_holds_the_reserves() {
         let n = Node {
-            node_id: 7,
-            farm_id: 1,
-            twin_id: 1,
-            total_resources: gridshim::api::Resources {
+            info: gridapi::proxy::NodeInfo {
+                node_id: 7,
+                farm_id: 1,
+                twin_id: 1,
+                status: NodeStatus::Up,
+                healthy: true,
+                ..Default::default()
+            },
+            total_resources: gridapi::proxy::Resources {
                 cru: 8,
                 mru: 64 * GIB,
                 sru: 1000 * GIB,
                 hru: 0,
             },
-            used_resources: gridshim::api::Resources {
+            used_resources: gridapi::proxy::Resources {
                 cru: 0,
                 mru: 4 * GIB,
                 sru: 100 * GIB,
                 hru: 0,
             },
-            status: NodeStatus::Up,
-            healthy: true,
-            public_config: Default::default(),
-            dedicated: false,
-            rented: false,
-            rented_by_twin_id: 0,
-            features: vec![],
         };
         // The proxy's used figures already hold the reserves (20 GiB SSD, 10 % of memory):
         // subtracting them again made every node look 20 GiB and 6.4 GiB smaller.

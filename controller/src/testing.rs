@@ -6,15 +6,25 @@
 //! parts is proven by the e2e suite.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{Arc, Mutex},
 };
 
 use clap::Parser;
 use futures::future::BoxFuture;
-use gridshim::{
-    api::*,
-    client::{Grid, GridError, GridFuture},
+use gridapi::{
+    ErrorCode, Grid, GridError, GridFuture,
+    agent::*,
+    catalog::{Catalog, ReleaseCatalog},
+    chain::{
+        Chain, Contract, ContractData, ContractState, CreateNodeContract, NameContract, NameOwner,
+    },
+    node::NodeBus,
+    proxy::{
+        Contract as ProxyContract, ContractFilter, Farm, FarmFilter, Limit, Node, NodeFilter,
+        NodeWithNestedCapacity, Page, Proxy,
+    },
+    zos::{Deployment, WorkloadChange},
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ObjectMeta;
@@ -74,17 +84,33 @@ macro_rules! unscripted {
     }};
 }
 
-impl Grid for FakeGrid {
+impl Proxy for FakeGrid {
+    fn nodes<'a>(&'a self, _: &'a NodeFilter, _: Limit) -> GridFuture<'a, Page<Node>> {
+        unscripted!(self, "list_nodes")
+    }
+    fn node(&self, _: u32) -> GridFuture<'_, NodeWithNestedCapacity> {
+        unscripted!(self, "get_node")
+    }
+    fn gateways<'a>(&'a self, _: &'a NodeFilter, _: Limit) -> GridFuture<'a, Page<Node>> {
+        unscripted!(self, "list_gateways")
+    }
+    fn contracts<'a>(
+        &'a self,
+        _: &'a ContractFilter,
+        _: Limit,
+    ) -> GridFuture<'a, Page<ProxyContract>> {
+        unscripted!(self, "list_contracts")
+    }
+    fn farms<'a>(&'a self, _: &'a FarmFilter, _: Limit) -> GridFuture<'a, Page<Farm>> {
+        unscripted!(self, "list_farms")
+    }
+}
+
+impl Chain for FakeGrid {
     fn twin_id(&self) -> u32 {
         ME
     }
-    fn list_nodes<'a>(&'a self, _: &'a NodeFilter) -> GridFuture<'a, NodePage> {
-        unscripted!(self, "list_nodes")
-    }
-    fn get_node(&self, _: u32) -> GridFuture<'_, Node> {
-        unscripted!(self, "get_node")
-    }
-    fn create_node_contract<'a>(&'a self, _: &'a NodeContractRequest) -> GridFuture<'a, Contract> {
+    fn create_node_contract<'a>(&'a self, _: &'a CreateNodeContract) -> GridFuture<'a, Contract> {
         unscripted!(self, "create_node_contract")
     }
     fn create_name_contract<'a>(&'a self, name: &'a str) -> GridFuture<'a, Contract> {
@@ -123,11 +149,12 @@ impl Grid for FakeGrid {
                 },
             );
             Ok(Contract {
+                version: 4,
+                state: ContractState::Created,
                 contract_id: id,
                 twin_id: ME,
-                state: ContractState::Created,
-                created_at: 0,
-                kind: ContractKind::Name { name: name.into() },
+                contract_type: ContractData::NameContract(NameContract { name: name.into() }),
+                solution_provider_id: None,
             })
         };
         Box::pin(async move { out })
@@ -135,89 +162,70 @@ impl Grid for FakeGrid {
     fn cancel_contract(&self, _: u64) -> GridFuture<'_, ()> {
         unscripted!(self, "cancel_contract")
     }
-    fn get_contract(&self, _: u64) -> GridFuture<'_, Contract> {
+    fn contract(&self, _: u64) -> GridFuture<'_, Option<Contract>> {
         unscripted!(self, "get_contract")
+    }
+    fn contract_id_by_name<'a>(&'a self, _: &'a str) -> GridFuture<'a, Option<u64>> {
+        unscripted!(self, "contract_id_by_name")
+    }
+    fn contract_id_by_node_hash<'a>(&'a self, _: u32, _: &'a str) -> GridFuture<'a, Option<u64>> {
+        unscripted!(self, "contract_id_by_node_hash")
     }
     fn name_owner<'a>(&'a self, name: &'a str) -> GridFuture<'a, Option<NameOwner>> {
         self.record("name_owner");
         let out = self.0.lock().unwrap().names.get(name).cloned();
         Box::pin(async move { Ok(out) })
     }
-    fn list_my_contracts(&self) -> GridFuture<'_, Vec<Contract>> {
-        unscripted!(self, "list_my_contracts")
-    }
+}
+
+impl NodeBus for FakeGrid {
     fn deploy<'a>(&'a self, _: u32, _: &'a Deployment) -> GridFuture<'a, ()> {
         unscripted!(self, "deploy")
     }
-    fn get_deployment(&self, _: u32, _: u64) -> GridFuture<'_, Deployment> {
+    fn get(&self, _: u32, _: u64) -> GridFuture<'_, Deployment> {
         unscripted!(self, "get_deployment")
     }
-    fn deployment_changes(&self, _: u32, _: u64) -> GridFuture<'_, Vec<WorkloadChange>> {
+    fn changes(&self, _: u32, _: u64) -> GridFuture<'_, Vec<WorkloadChange>> {
         unscripted!(self, "deployment_changes")
     }
-    fn agent_configure_gate<'a>(
-        &'a self,
-        _: &'a AgentTarget,
-        _: &'a GateSettings,
-    ) -> GridFuture<'a, ()> {
+}
+
+impl MachineAgent for FakeGrid {
+    fn configure_gate<'a>(&'a self, _: &'a AgentTarget, _: &'a GateSettings) -> GridFuture<'a, ()> {
         unscripted!(self, "agent_configure_gate")
     }
-    fn agent_set_engines<'a>(
+    fn set_engines<'a>(
         &'a self,
         _: &'a AgentTarget,
-        _: &'a [EngineCredential],
+        _: &'a EngineCredentials,
     ) -> GridFuture<'a, ()> {
         unscripted!(self, "agent_set_engines")
     }
-    fn agent_set_ssh_keys<'a>(&'a self, _: &'a AgentTarget, _: &'a [String]) -> GridFuture<'a, ()> {
+    fn set_ssh_keys<'a>(&'a self, _: &'a AgentTarget, _: &'a SshKeys) -> GridFuture<'a, ()> {
         unscripted!(self, "agent_set_ssh_keys")
     }
-    fn agent_set_ai_keys<'a>(
-        &'a self,
-        _: &'a AgentTarget,
-        _: &'a BTreeMap<String, String>,
-    ) -> GridFuture<'a, ()> {
+    fn set_ai_keys<'a>(&'a self, _: &'a AgentTarget, _: &'a AiKeys) -> GridFuture<'a, ()> {
         unscripted!(self, "agent_set_ai_keys")
     }
-    fn agent_config<'a>(&'a self, _: &'a AgentTarget) -> GridFuture<'a, AgentConfigView> {
+    fn config<'a>(&'a self, _: &'a AgentTarget) -> GridFuture<'a, AgentConfigView> {
         unscripted!(self, "agent_config")
     }
-    fn agent_start_install<'a>(
+    fn start_install<'a>(
         &'a self,
         _: &'a AgentTarget,
         _: &'a InstallRequest,
     ) -> GridFuture<'a, InstallStatus> {
         unscripted!(self, "agent_start_install")
     }
-    fn agent_install_status<'a>(&'a self, _: &'a AgentTarget) -> GridFuture<'a, InstallStatus> {
+    fn install_status<'a>(&'a self, _: &'a AgentTarget) -> GridFuture<'a, InstallStatus> {
         unscripted!(self, "agent_install_status")
     }
-    fn agent_app_health<'a>(&'a self, _: &'a AgentTarget) -> GridFuture<'a, AppHealth> {
+    fn app_health<'a>(&'a self, _: &'a AgentTarget) -> GridFuture<'a, AppHealth> {
         unscripted!(self, "agent_app_health")
     }
-    fn list_engines(&self) -> GridFuture<'_, Vec<EngineInfo>> {
-        unscripted!(self, "list_engines")
-    }
-    fn register_engine_token<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: &'a str,
-    ) -> GridFuture<'a, ()> {
-        unscripted!(self, "register_engine_token")
-    }
-    fn revoke_engine_token<'a>(&'a self, _: &'a str, _: &'a str) -> GridFuture<'a, ()> {
-        unscripted!(self, "revoke_engine_token")
-    }
-    fn call_engine<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: &'a str,
-        _: &'a serde_json::Value,
-    ) -> GridFuture<'a, serde_json::Value> {
-        unscripted!(self, "call_engine")
-    }
+}
+
+impl ReleaseCatalog for FakeGrid {
     fn catalog(&self) -> GridFuture<'_, Catalog> {
         unscripted!(self, "catalog")
     }
@@ -280,7 +288,7 @@ pub fn context(grid: FakeGrid) -> Context {
     let client = kube::Client::try_from(kube_config).expect("client from config");
     Context::new(
         client,
-        Arc::new(grid),
+        Grid::from_one(Arc::new(grid)),
         Arc::new(NoEngines),
         None,
         config,

@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use gridshim::client::Admin;
+use gridshim::admin::Admin;
 
 use crate::{Process, cluster, repo_root, target_bin};
 
@@ -132,12 +132,28 @@ impl Gridshim {
     }
 
     /// A node as the grid proxy lists it now.
-    pub async fn admin_node(&self, id: u32) -> gridshim::api::Node {
-        use gridshim::client::Grid;
-        gridshim::client::HttpGrid::new(self.url.clone(), TWIN, TWIN_SECRET)
-            .get_node(id)
-            .await
-            .expect("get node")
+    pub async fn admin_node(&self, id: u32) -> gridapi::proxy::Node {
+        self.faces().proxy.node(id).await.expect("get node").into()
+    }
+
+    /// Every face of this gridshim as the controller's twin, reaching VM agents through the
+    /// gateway (gridshim's HTTP proxy into the private network), as the controller does.
+    pub fn faces(&self) -> gridapi::Grid {
+        gridapi::http::connect(&gridapi::http::Endpoints {
+            proxy: self.url.clone(),
+            bus: self.url.clone(),
+            catalog: format!("{}/catalog", self.url),
+            twin_id: TWIN,
+            secret: TWIN_SECRET.to_string().into(),
+            agent_port: 7070,
+            private_proxy: Some(self.private_proxy()),
+        })
+        .expect("gridshim's endpoints are URLs")
+    }
+
+    /// gridshim's HTTP proxy into the private network (its gateway listener).
+    pub fn private_proxy(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_port)
     }
 
     /// URL of an engine's call endpoint on the admin machine.
@@ -199,6 +215,7 @@ impl Controller {
         let mut env: Vec<(String, String)> = vec![
             ("KUBECONFIG".into(), c.kubeconfig.display().to_string()),
             ("GRID_URL".into(), grid.url.clone()),
+            ("PRIVATE_NETWORK_PROXY".into(), grid.private_proxy()),
             ("GRID_TWIN_ID".into(), TWIN.to_string()),
             ("GRID_TWIN_SECRET".into(), TWIN_SECRET.into()),
             ("AGENT_KEY".into(), AGENT_KEY.into()),

@@ -14,7 +14,7 @@ use e2e::{
     stack::{Stack, TestNode, free_port},
     wait,
 };
-use gridshim::api::{FaultKind, FaultMode, FaultScope, FaultSpec};
+use gridshim::wire::{FaultKind, FaultMode, FaultScope, FaultSpec};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(180);

@@ -126,14 +126,11 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
     assert_eq!(inspect.gateways.len(), 1);
     assert_eq!(inspect.tokens.len(), 2);
     let vm = &inspect.vms[0];
-    let grid = gridshim::client::HttpGrid::new(
-        s.grid.url.clone(),
-        e2e::stack::TWIN,
-        e2e::stack::TWIN_SECRET,
-    );
-    use gridshim::client::Grid;
-    let view = grid
-        .agent_config(&gridshim::api::AgentTarget {
+    let view = s
+        .grid
+        .faces()
+        .agents
+        .config(&gridapi::agent::AgentTarget {
             mycelium_ip: vm.mycelium_ip.clone(),
             key: AGENT_KEY.into(),
         })

@@ -9,13 +9,11 @@ use std::time::Duration;
 use controller::resources::{HostPool, Tester, find_condition};
 use e2e::{
     fixtures::tester,
-    stack::{AGENT_KEY, Stack, TWIN, TWIN_SECRET, TestNode},
+    stack::{AGENT_KEY, Stack, TWIN, TestNode},
     wait,
 };
-use gridshim::{
-    api::*,
-    client::{Grid, HttpGrid},
-};
+use gridapi::{Grid, agent::AGENT_KEY_ENV, chain::CreateNodeContract, proxy::NodeStatus, zos::*};
+use gridshim::wire::*;
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -66,8 +64,8 @@ fn set_down(down: bool) -> NodeCondition {
     }
 }
 
-fn grid(s: &Stack) -> HttpGrid {
-    HttpGrid::new(s.grid.url.clone(), TWIN, TWIN_SECRET)
+fn grid(s: &Stack) -> Grid {
+    s.grid.faces()
 }
 
 /// Polls gridshim's inspection until `check` holds (gridshim has no watch; bounded).
@@ -370,7 +368,7 @@ async fn pause_stops_every_grid_call_and_resume_continues() {
 }
 
 /// A VM made by hand on `node`, without the controller's tag; returns its contract id.
-async fn hand_made_vm(g: &HttpGrid, node: u32) -> u64 {
+async fn hand_made_vm(g: &Grid, node: u32) -> u64 {
     let mut d = Deployment {
         version: 0,
         twin_id: TWIN,
@@ -422,15 +420,19 @@ async fn hand_made_vm(g: &HttpGrid, node: u32) -> u64 {
         ],
     };
     let c = g
-        .create_node_contract(&NodeContractRequest {
+        .chain
+        .create_node_contract(&CreateNodeContract {
             node_id: node,
             deployment_hash: d.challenge_hash(),
-            metadata: String::new(),
+            deployment_data: String::new(),
+            public_ips: 0,
+            solution_provider_id: None,
         })
         .await
         .unwrap();
     d.contract_id = c.contract_id;
-    g.deploy(node, &d).await.unwrap();
+    let twin = g.proxy.node(node).await.unwrap().info.twin_id;
+    g.nodes.deploy(twin, &d).await.unwrap();
     c.contract_id
 }
 

@@ -11,7 +11,8 @@ use e2e::{
     stack::{AGENT_KEY, OIDC_CLIENT_SECRET, Stack, TWIN_SECRET, TestNode},
     wait,
 };
-use gridshim::api::{FaultKind, FaultMode, FaultScope, FaultSpec, NodeCondition, NodeStatus};
+use gridapi::proxy::NodeStatus;
+use gridshim::wire::{FaultKind, FaultMode, FaultScope, FaultSpec, NodeCondition};
 use kube::api::ListParams;
 use serde_json::json;
 
@@ -30,10 +31,11 @@ async fn testers(s: &Stack) -> Vec<Tester> {
 }
 
 /// What the agent of the machine at `mycelium_ip` holds (no secret values).
-async fn agent_view(s: &Stack, mycelium_ip: &str) -> gridshim::api::AgentConfigView {
-    use gridshim::client::Grid;
-    gridshim::client::HttpGrid::new(s.grid.url.clone(), e2e::stack::TWIN, TWIN_SECRET)
-        .agent_config(&gridshim::api::AgentTarget {
+async fn agent_view(s: &Stack, mycelium_ip: &str) -> gridapi::agent::AgentConfigView {
+    s.grid
+        .faces()
+        .agents
+        .config(&gridapi::agent::AgentTarget {
             mycelium_ip: mycelium_ip.into(),
             key: AGENT_KEY.into(),
         })
@@ -646,20 +648,19 @@ async fn a_gate_that_disappears_flips_ready_and_is_repaired() {
     s.apply(&tester("g", "gina", "pool").build());
     let t = wait::ready(&s.api, "g", TIMEOUT).await.unwrap();
     let vm = s.grid.admin.inspect().await.unwrap().vms.remove(0);
-    use gridshim::client::Grid;
-    let grid = gridshim::client::HttpGrid::new(s.grid.url.clone(), e2e::stack::TWIN, TWIN_SECRET);
-    let target = gridshim::api::AgentTarget {
+    let grid = s.grid.faces();
+    let target = gridapi::agent::AgentTarget {
         mycelium_ip: vm.mycelium_ip.clone(),
         key: AGENT_KEY.into(),
     };
-    let open = gridshim::api::GateSettings {
+    let open = gridapi::agent::GateSettings {
         issuer: "http://127.0.0.1:9".into(),
         client_id: "x".into(),
         client_secret: "y".into(),
         allowed_accounts: vec!["everyone".into()],
         public_url: t.status.unwrap().url.unwrap(),
     };
-    grid.agent_configure_gate(&target, &open).await.unwrap();
+    grid.agents.configure_gate(&target, &open).await.unwrap();
     wait::tester_until(
         &s.api,
         "g",
@@ -677,7 +678,7 @@ async fn a_gate_that_disappears_flips_ready_and_is_repaired() {
     )
     .await
     .unwrap();
-    let view = grid.agent_config(&target).await.unwrap();
+    let view = grid.agents.config(&target).await.unwrap();
     assert_eq!(view.gate.unwrap().allowed_accounts, ["admin", "gina"]);
 }
 

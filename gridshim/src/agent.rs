@@ -23,9 +23,10 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use rand::Rng;
 
-use crate::api::*;
+use crate::error::{ApiError, ApiResult};
 use crate::faults::Hit;
-use crate::server::{ApiError, ApiResult, Sim, VmRec};
+use crate::prelude::*;
+use crate::state::{Sim, VmRec};
 use crate::timing::Wait;
 
 #[derive(Clone)]
@@ -174,7 +175,7 @@ async fn config(State(ctx): State<Ctx>, headers: HeaderMap) -> ApiResult<Json<Ag
             engine_token_digests: vm
                 .engines
                 .iter()
-                .map(|e| (e.engine.clone(), crate::server::sha256_hex(&e.token)))
+                .map(|e| (e.engine.clone(), crate::state::sha256_hex(&e.token)))
                 .collect(),
             ssh_keys: vm.ssh_keys.len(),
             ai_providers: vm.ai_keys.keys().cloned().collect(),

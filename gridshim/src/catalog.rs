@@ -11,9 +11,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::api::*;
 use crate::config::{Config, ConfigError};
-use crate::server::{ApiError, ApiResult, Sim};
+use crate::error::{ApiError, ApiResult};
+use crate::prelude::*;
+use crate::state::Sim;
 
 /// The catalog as the simulator holds it.
 #[derive(Debug)]

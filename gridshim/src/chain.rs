@@ -1,4 +1,7 @@
-//! The chain face: sessions (the client's connection), node and name contracts, cancel, look-ups.
+//! The chain face: sessions (the client's connection), the smart-contract pallet's calls
+//! (`create_node_contract`, `create_name_contract`, `cancel_contract`) and its storage maps
+//! (`Contracts`, `ContractIDByNameRegistration`, `ContractIDByNodeIDAndHash`), with the
+//! pallet's types as bodies and its error names as texts.
 //!
 //! Every write waits for a block. Faults: `chain_timeout_after_landed` (the call applies, then
 //! answers "extrinsic timeout waiting for block"), `cancel502` (cancel answers 502 and does
@@ -11,29 +14,44 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::api::*;
+use gridapi::chain::{
+    Contract, CreateNameContract, CreateNodeContract, MAX_DEPLOYMENT_DATA, check_name,
+};
+use gridapi::http::chain::{
+    CancelContract, STORAGE_CONTRACT_ID_BY_NAME, STORAGE_CONTRACT_ID_BY_NODE_HASH,
+    STORAGE_CONTRACTS, TX_CANCEL_CONTRACT, TX_CREATE_NAME_CONTRACT, TX_CREATE_NODE_CONTRACT,
+};
+use gridapi::http::session::{SessionGrant, SessionRequest};
+
+use crate::error::{ApiError, ApiResult};
 use crate::faults::Hit;
-use crate::server::{ApiError, ApiResult, Sim, now_secs, random_hex};
+use crate::prelude::*;
+use crate::state::{Sim, now_secs, random_hex};
 use crate::timing::Wait;
+use crate::wire::{ContractKind, ContractRec, RecordState};
 
 /// Routes of the chain face.
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/session", post(open_session))
-        .route("/chain/contracts", get(list_mine))
-        .route("/chain/contracts/node", post(create_node_contract))
-        .route("/chain/contracts/name", post(create_name_contract))
+        .route(TX_CREATE_NODE_CONTRACT, post(create_node_contract))
+        .route(TX_CREATE_NAME_CONTRACT, post(create_name_contract))
+        .route(TX_CANCEL_CONTRACT, post(cancel_contract))
+        .route(&format!("{STORAGE_CONTRACTS}/{{id}}"), get(contract))
         .route(
-            "/chain/contracts/{id}",
-            get(get_contract).delete(cancel_contract),
+            &format!("{STORAGE_CONTRACT_ID_BY_NAME}/{{name}}"),
+            get(contract_id_by_name),
         )
-        .route("/chain/names/{name}", get(name_owner))
+        .route(
+            &format!("{STORAGE_CONTRACT_ID_BY_NODE_HASH}/{{node}}/{{hash}}"),
+            get(contract_id_by_node_hash),
+        )
 }
 
 async fn open_session(
     State(sim): State<Arc<Sim>>,
     Json(req): Json<SessionRequest>,
-) -> ApiResult<Json<Session>> {
+) -> ApiResult<Json<SessionGrant>> {
     let ok = sim
         .cfg
         .twins
@@ -49,12 +67,12 @@ async fn open_session(
     let token = random_hex(16);
     sim.world.lock().expect("world lock").sessions.insert(
         token.clone(),
-        crate::server::SessionRec {
+        crate::state::SessionRec {
             twin_id: req.twin_id,
             stale: false,
         },
     );
-    Ok(Json(Session {
+    Ok(Json(SessionGrant {
         session: token,
         twin_id: req.twin_id,
     }))
@@ -85,17 +103,18 @@ async fn maybe_timeout_after_landing(
 async fn create_node_contract(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Json(req): Json<NodeContractRequest>,
+    Json(req): Json<CreateNodeContract>,
 ) -> ApiResult<Json<Contract>> {
     let call = "create_node_contract";
     let twin = sim.session(&headers, call, Some(req.node_id), None)?;
     sim.timing.wait(Wait::Block).await;
-    if req.metadata.len() > MAX_CONTRACT_METADATA {
+    if req.deployment_data.len() > MAX_DEPLOYMENT_DATA {
+        // A `BoundedVec` longer than its bound does not decode: the extrinsic is refused.
         return Err(ApiError::invalid(
             ErrorCode::ContractMetadataTooLong,
             format!(
-                "ContractMetadataTooLong: {} bytes, at most {MAX_CONTRACT_METADATA}",
-                req.metadata.len()
+                "Could not decode `deployment_data`: {} bytes, at most {MAX_DEPLOYMENT_DATA}",
+                req.deployment_data.len()
             ),
         ));
     }
@@ -126,15 +145,15 @@ async fn create_node_contract(
         }
         let id = w.next_contract_id;
         w.next_contract_id += 1;
-        let c = Contract {
+        let c = ContractRec {
             contract_id: id,
             twin_id: twin,
-            state: ContractState::Created,
+            state: RecordState::Created,
             created_at: now_secs(),
             kind: ContractKind::Node {
                 node_id: req.node_id,
                 deployment_hash: req.deployment_hash.clone(),
-                metadata: req.metadata.clone(),
+                metadata: req.deployment_data.clone(),
             },
         };
         w.contracts.insert(id, c.clone());
@@ -149,13 +168,13 @@ async fn create_node_contract(
         "node contract created"
     );
     maybe_timeout_after_landing(&sim, call, Some(req.node_id), None).await?;
-    Ok(Json(c))
+    Ok(Json(c.chain()))
 }
 
 async fn create_name_contract(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Json(req): Json<NameContractRequest>,
+    Json(req): Json<CreateNameContract>,
 ) -> ApiResult<Json<Contract>> {
     let call = "create_name_contract";
     let twin = sim.session(&headers, call, None, Some(&req.name))?;
@@ -176,13 +195,13 @@ async fn create_name_contract(
     };
     tracing::info!(contract = c.contract_id, twin, name = %req.name, "name contract created");
     maybe_timeout_after_landing(&sim, call, None, Some(&req.name)).await?;
-    Ok(Json(c))
+    Ok(Json(c.chain()))
 }
 
 async fn cancel_contract(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Path(id): Path<u64>,
+    Json(CancelContract { contract_id: id }): Json<CancelContract>,
 ) -> ApiResult<Json<()>> {
     let call = "cancel_contract";
     let (node, name) = {
@@ -234,47 +253,42 @@ async fn cancel_contract(
     Ok(Json(()))
 }
 
-async fn get_contract(
+async fn contract(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Path(id): Path<u64>,
-) -> ApiResult<Json<Contract>> {
+) -> ApiResult<Json<Option<Contract>>> {
     sim.session(&headers, "get_contract", None, None)?;
     let w = sim.world.lock().expect("world lock");
-    w.contracts
-        .get(&id)
-        .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(ErrorCode::ContractNotExists, "ContractNotExists"))
+    Ok(Json(w.contracts.get(&id).map(ContractRec::chain)))
 }
 
-async fn list_mine(
+/// A value query: 0 when no contract holds the name, as on chain.
+async fn contract_id_by_name(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-) -> ApiResult<Json<Vec<Contract>>> {
-    let twin = sim.session(&headers, "list_contracts", None, None)?;
+    Path(name): Path<String>,
+) -> ApiResult<Json<u64>> {
+    sim.session(&headers, "name_owner", None, Some(&name))?;
+    let w = sim.world.lock().expect("world lock");
+    Ok(Json(w.names.get(&name).copied().unwrap_or_default()))
+}
+
+/// A value query: 0 when no live contract has this hash on this node.
+async fn contract_id_by_node_hash(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((node, hash)): Path<(u32, String)>,
+) -> ApiResult<Json<u64>> {
+    sim.session(&headers, "contract_by_hash", Some(node), None)?;
     let w = sim.world.lock().expect("world lock");
     Ok(Json(
         w.contracts
             .values()
-            .filter(|c| c.twin_id == twin)
-            .cloned()
-            .collect(),
+            .find(|c| {
+                matches!(&c.kind, ContractKind::Node { node_id, deployment_hash, .. }
+                    if *node_id == node && *deployment_hash == hash)
+            })
+            .map_or(0, |c| c.contract_id),
     ))
-}
-
-async fn name_owner(
-    State(sim): State<Arc<Sim>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Option<NameOwner>>> {
-    sim.session(&headers, "name_owner", None, Some(&name))?;
-    let w = sim.world.lock().expect("world lock");
-    Ok(Json(w.names.get(&name).and_then(|id| {
-        w.contracts.get(id).map(|c| NameOwner {
-            name: name.clone(),
-            contract_id: *id,
-            twin_id: c.twin_id,
-        })
-    })))
 }

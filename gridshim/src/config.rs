@@ -6,8 +6,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::api::{self, Catalog, FaultSpec, GIB, LeftoverName, NodeStatus, Resources};
+use gridapi::{
+    GIB,
+    catalog::{Catalog, Channel},
+    proxy::{NodeStatus, Resources},
+};
+
 use crate::timing::Profile;
+use crate::wire::{FaultSpec, LeftoverName};
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +159,11 @@ fn up() -> NodeStatus {
 }
 
 impl NodeConfig {
+    /// The node's twin: the message bus addresses the node by it.
+    pub fn twin_id(&self) -> u32 {
+        self.twin_id.unwrap_or(1000 + self.id)
+    }
+
     /// Total capacity in bytes.
     pub fn total(&self) -> Resources {
         Resources {
@@ -285,7 +296,7 @@ pub struct CatalogConfig {
     pub file: Option<PathBuf>,
     /// Inline channels, used when there is no file.
     #[serde(default)]
-    pub channels: BTreeMap<api::Channel, BTreeMap<String, String>>,
+    pub channels: BTreeMap<Channel, BTreeMap<String, String>>,
 }
 
 impl CatalogConfig {

@@ -4,8 +4,11 @@
 //!   to the backend of the gateway workload holding that fqdn: 404 for an unknown name, 502
 //!   while the backend is unreachable (VM not yet reachable, node down).
 //! * The private (mycelium) network: each VM's mycelium address stands for a distinct loopback
-//!   IPv4 (`127.77.x.y`). `GET /private/{mycelium_ip}` tells where it is reachable; the gateway
-//!   resolves `http://[<mycelium ip>]:port` backends the same way.
+//!   IPv4 (`127.77.x.y`). The gateway listener is also an HTTP proxy into that network: a
+//!   request for `http://[<mycelium ip>]:port/...` (absolute form, as a client configured with an
+//!   HTTP proxy sends it) goes to that VM's port, so a controller reaches a VM agent exactly as
+//!   it would on the real private network, through a proxy. `GET /private/{mycelium_ip}` (tests
+//!   only) tells where an address is reachable; gateway backends resolve the same way.
 
 use std::sync::Arc;
 
@@ -16,8 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::api::*;
-use crate::server::{ApiError, ApiResult, Sim};
+use crate::error::{ApiError, ApiResult};
+use crate::prelude::*;
+use crate::state::Sim;
+use crate::wire::*;
 
 /// API routes of the data plane.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -59,6 +64,9 @@ fn plain(status: StatusCode, text: String) -> Response {
 /// Where the gateway sends a request for `host`, or the answer it gives instead.
 /// Boxed: a `Response` is large and this is the cold path.
 fn route(sim: &Sim, host: &str) -> Result<String, Box<Response>> {
+    if let Some(private) = private_route(sim, host) {
+        return private;
+    }
     let fqdn = host
         .rsplit_once(':')
         .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
@@ -100,6 +108,27 @@ fn route(sim: &Sim, host: &str) -> Result<String, Box<Response>> {
         }
     };
     Ok(format!("http://{ip}:{port}"))
+}
+
+/// A request for `[<mycelium ip>]:port`: the VM's loopback address on that port, or 502 when
+/// no VM has that address (or its node is down). `None` when `host` is no IPv6 literal.
+fn private_route(sim: &Sim, host: &str) -> Option<Result<String, Box<Response>>> {
+    let (ip, port) = host.strip_prefix('[')?.split_once("]:")?;
+    let ip: std::net::Ipv6Addr = ip.parse().ok()?;
+    let port: u16 = port.parse().ok()?;
+    let w = sim.world.lock().expect("world lock");
+    let vm = w
+        .vm_by_mycelium
+        .get(&ip.to_string())
+        .and_then(|k| w.vms.get(k))
+        .filter(|v| w.nodes.get(&v.node_id).map(|n| n.status) == Some(NodeStatus::Up));
+    Some(match vm {
+        Some(v) => Ok(format!("http://{}:{port}", v.loopback_ip)),
+        None => Err(Box::new(plain(
+            StatusCode::BAD_GATEWAY,
+            format!("502 Bad Gateway: no route to {ip} on the private network\n"),
+        ))),
+    })
 }
 
 const HOP: [&str; 7] = [

@@ -17,9 +17,10 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::api::*;
 use crate::config::Config;
-use crate::server::{ApiError, ApiResult, Sim, sha256_hex};
+use crate::error::{ApiError, ApiResult};
+use crate::prelude::*;
+use crate::state::{Sim, sha256_hex};
 
 /// One engine.
 #[derive(Debug)]

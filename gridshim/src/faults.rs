@@ -16,8 +16,10 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use rand::Rng;
 
-use crate::api::*;
-use crate::server::{ApiError, ApiResult, Sim};
+use crate::error::{ApiError, ApiResult};
+use crate::prelude::*;
+use crate::state::Sim;
+use crate::wire::*;
 
 /// What a place in the simulator is doing, to match against fault scopes.
 #[derive(Debug, Clone)]
@@ -193,7 +195,7 @@ async fn remove_fault(State(sim): State<Arc<Sim>>, Path(id): Path<u64>) -> ApiRe
 async fn leftover_name(
     State(sim): State<Arc<Sim>>,
     Json(req): Json<LeftoverName>,
-) -> ApiResult<Json<Contract>> {
+) -> ApiResult<Json<ContractRec>> {
     if let Some(code) = check_name(&req.name) {
         return Err(ApiError::invalid(code, format!("{code:?}")));
     }

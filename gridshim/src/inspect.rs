@@ -7,8 +7,9 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::api::*;
-use crate::server::Sim;
+use crate::prelude::*;
+use crate::state::Sim;
+use crate::wire::*;
 
 /// Routes of the inspection.
 pub fn routes() -> Router<Arc<Sim>> {

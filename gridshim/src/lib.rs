@@ -1,16 +1,22 @@
-//! gridshim: a faithful, fault-injectable simulator of the grid, and the typed client the
-//! controller uses to talk to a grid.
+//! gridshim: a faithful, fault-injectable simulator of the grid, speaking the grid's own formats
+//! (the types of [`gridapi`]).
 //!
-//! Without default features the crate is only [`api`] (the wire types of every face) and
-//! [`client`] (the [`client::Grid`] trait and its HTTP implementation). The `server` feature
-//! (default) adds the simulator; its modules mirror the grid's faces as GRID.md describes them.
+//! Without default features the crate is only [`wire`] (gridshim's own simulator-only types)
+//! and [`admin`] (the client of its admin API, for tests). The `server` feature (default) adds
+//! the simulator:
+//!
+//! ```text
+//!   server (listeners, router) ──► faces: proxy, chain, node, dataplane, agent, engines,
+//!        │                                catalog, faults, inspect
+//!        ▼                                   │
+//!   state (Sim, World) ◄─────────────────────┘   error (ApiError)   store (SQLite)
+//! ```
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod client;
-pub mod zos;
+pub mod admin;
+pub mod wire;
 
 #[cfg(feature = "server")]
 pub mod agent;
@@ -25,6 +31,8 @@ pub mod dataplane;
 #[cfg(feature = "server")]
 pub mod engines;
 #[cfg(feature = "server")]
+pub mod error;
+#[cfg(feature = "server")]
 pub mod faults;
 #[cfg(feature = "server")]
 pub mod inspect;
@@ -35,8 +43,25 @@ pub mod proxy;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
+pub mod state;
+#[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
 pub mod timing;
 #[cfg(feature = "server")]
 pub mod vm;
+
+/// The grid's types every face of the simulator uses.
+#[cfg(feature = "server")]
+mod prelude {
+    pub use gridapi::{
+        ErrorCode, MIB,
+        agent::*,
+        catalog::*,
+        chain::{NameOwner, check_name},
+        engines::*,
+        http::session::SESSION_HEADER,
+        proxy::{NodeStatus, Resources, reserves},
+        zos::*,
+    };
+}

@@ -1,4 +1,6 @@
-//! The node face: deploy, get and list changes of a deployment, over the "message bus".
+//! The node face: zos's `zos.deployment.deploy`, `.get` and `.changes` commands, addressed by
+//! the node's twin as the message bus (RMB) carries them: `POST /rmb/{node_twin}/{command}` with
+//! the command's payload.
 //!
 //! Deploy validates the deployment and queues it; each node works its queue one deployment at
 //! a time, workloads in the order zmount → network → zmachine → gateway, each reporting `init`
@@ -10,30 +12,85 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::{Json, Router};
+use gridapi::node::{CMD_CHANGES, CMD_DEPLOY, CMD_GET, ContractRef};
+use serde::de::DeserializeOwned;
 
-use crate::api::*;
+use crate::error::{ApiError, ApiResult};
 use crate::faults::Hit;
-use crate::server::{
-    ApiError, ApiResult, DeploymentRec, GatewayRec, Sim, VmRec, World, node_used, now_secs,
-};
+use crate::prelude::*;
+use crate::state::{DeploymentRec, GatewayRec, Sim, VmRec, World, node_used, now_secs};
 use crate::timing::Wait;
+use crate::wire::*;
 
 /// Routes of the node face.
 pub fn routes() -> Router<Arc<Sim>> {
-    Router::new()
-        .route("/nodes/{node_id}/deployments", post(deploy))
-        .route(
-            "/nodes/{node_id}/deployments/{contract_id}",
-            get(get_deployment).delete(delete_deployment),
+    Router::new().route("/rmb/{twin}/{command}", post(command))
+}
+
+/// The command to delete a deployment, which zos refuses (it is a chain cancel).
+const CMD_DELETE: &str = "zos.deployment.delete";
+
+fn payload<T: DeserializeOwned>(body: &[u8], command: &str) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            ErrorCode::Invalid,
+            format!("{command}: invalid payload: {e}"),
         )
-        .route(
-            "/nodes/{node_id}/deployments/{contract_id}/changes",
-            get(changes),
+    })
+}
+
+/// One message to a node's twin: finds the node, then runs the command.
+async fn command(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((twin, command)): Path<(u32, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let node_id = {
+        let w = sim.world.lock().expect("world lock");
+        w.nodes
+            .values()
+            .find(|n| n.cfg.twin_id() == twin)
+            .map(|n| n.cfg.id)
+    }
+    .ok_or_else(|| {
+        ApiError::not_found(
+            ErrorCode::NodeNotExists,
+            format!("twin {twin} is not a node's twin"),
         )
+    })?;
+    Ok(match command.as_str() {
+        CMD_DEPLOY => deploy(sim, headers, node_id, payload(&body, &command)?)
+            .await?
+            .into_response(),
+        CMD_GET => {
+            let ContractRef { contract_id } = payload(&body, &command)?;
+            get_deployment(sim, headers, node_id, contract_id)
+                .await?
+                .into_response()
+        }
+        CMD_CHANGES => {
+            let ContractRef { contract_id } = payload(&body, &command)?;
+            changes(sim, headers, node_id, contract_id)
+                .await?
+                .into_response()
+        }
+        CMD_DELETE => delete_deployment(sim, headers, node_id)
+            .await?
+            .into_response(),
+        other => {
+            return Err(ApiError::invalid(
+                ErrorCode::Invalid,
+                format!("unknown command {other:?}"),
+            ));
+        }
+    })
 }
 
 /// Fails like the message bus when the node is down or the `node_unreachable` fault fires.
@@ -122,7 +179,7 @@ pub fn validate(d: &Deployment) -> Result<(), String> {
                     return Err(format!("{n}: mem capacity can't be less than 250M"));
                 }
                 // zos's own check and text (ZMachineLight.Valid).
-                crate::zos::root_size(z).map_err(|e| format!("{n}: {e}"))?;
+                gridapi::zos::root_size(z).map_err(|e| format!("{n}: {e}"))?;
                 if z.network.interfaces.len() != 1 {
                     return Err(format!("{n}: only one network interface is supported"));
                 }
@@ -200,10 +257,10 @@ fn change(w: &Workload) -> WorkloadChange {
 }
 
 async fn deploy(
-    State(sim): State<Arc<Sim>>,
+    sim: Arc<Sim>,
     headers: HeaderMap,
-    Path(node_id): Path<u32>,
-    Json(mut d): Json<Deployment>,
+    node_id: u32,
+    mut d: Deployment,
 ) -> ApiResult<Json<()>> {
     let call = "deploy";
     let twin = sim.session(&headers, call, Some(node_id), None)?;
@@ -298,9 +355,10 @@ async fn deploy(
 }
 
 async fn get_deployment(
-    State(sim): State<Arc<Sim>>,
+    sim: Arc<Sim>,
     headers: HeaderMap,
-    Path((node_id, cid)): Path<(u32, u64)>,
+    node_id: u32,
+    cid: u64,
 ) -> ApiResult<Json<Deployment>> {
     let call = "get_deployment";
     let twin = sim.session(&headers, call, Some(node_id), None)?;
@@ -311,9 +369,10 @@ async fn get_deployment(
 }
 
 async fn changes(
-    State(sim): State<Arc<Sim>>,
+    sim: Arc<Sim>,
     headers: HeaderMap,
-    Path((node_id, cid)): Path<(u32, u64)>,
+    node_id: u32,
+    cid: u64,
 ) -> ApiResult<Json<Vec<WorkloadChange>>> {
     let call = "deployment_changes";
     let twin = sim.session(&headers, call, Some(node_id), None)?;
@@ -340,11 +399,7 @@ fn find(w: &World, node_id: u32, cid: u64, twin: u32) -> ApiResult<&DeploymentRe
     Ok(rec)
 }
 
-async fn delete_deployment(
-    State(sim): State<Arc<Sim>>,
-    headers: HeaderMap,
-    Path((node_id, _cid)): Path<(u32, u64)>,
-) -> ApiResult<Json<()>> {
+async fn delete_deployment(sim: Arc<Sim>, headers: HeaderMap, node_id: u32) -> ApiResult<Json<()>> {
     sim.session(&headers, "delete_deployment", Some(node_id), None)?;
     Err(ApiError::forbidden(
         ErrorCode::DeletionDisabled,

@@ -1,22 +1,42 @@
-//! The proxy face: the read-only node index. It lags: used capacity shows what nodes reported a
-//! while ago, and a node that went silent stays `up` for the proxy's grace time.
+//! The proxy face: grid-proxy's REST API verbatim (`GET /nodes`, `/nodes/{id}`, `/gateways`,
+//! `/gateways/{id}`, `/contracts`, `/farms`; JSON arrays, the `count` header with
+//! `ret_count=true`, the real query filters, `{"error": ...}` answers). It lags like the real
+//! indexer: used capacity shows what nodes reported a while ago, a node that went silent stays
+//! `up` for the proxy's grace time, and a new contract shows only after the lag.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use gridapi::proxy::{
+    COUNT_HEADER, Contract, ContractFilter, Farm, FarmFilter, Limit, Node, NodeFilter, NodeInfo,
+    NodeStatus, NodeWithNestedCapacity, PublicConfig, reserves,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::api::*;
-use crate::server::{ApiError, ApiResult, NodeRec, Sim};
+use crate::state::{NodeRec, Sim, now_secs};
 use crate::timing::Wait;
 
 /// Routes of the proxy face.
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
-        .route("/proxy/nodes", get(list_nodes))
-        .route("/proxy/nodes/{id}", get(get_node))
+        .route("/nodes", get(list_nodes))
+        .route("/nodes/{id}", get(get_node))
+        .route("/gateways", get(list_gateways))
+        .route("/gateways/{id}", get(get_gateway))
+        .route("/contracts", get(list_contracts))
+        .route("/farms", get(list_farms))
+}
+
+/// The name gridshim gives a farm.
+pub fn farm_name(farm_id: u32) -> String {
+    format!("farm{farm_id}")
 }
 
 /// The node as the proxy shows it now.
@@ -40,51 +60,55 @@ pub fn proxy_view(sim: &Sim, n: &NodeRec) -> Node {
         (_, _) => (NodeStatus::Up, n.healthy),
     };
     Node {
-        node_id: n.cfg.id,
-        farm_id: n.cfg.farm_id,
-        twin_id: n.cfg.twin_id.unwrap_or(1000 + n.cfg.id),
+        info: NodeInfo {
+            id: format!("node-{}", n.cfg.id),
+            node_id: n.cfg.id,
+            farm_id: n.cfg.farm_id,
+            farm_name: farm_name(n.cfg.farm_id),
+            twin_id: n.cfg.twin_id(),
+            grid_version: 3,
+            status,
+            healthy,
+            public_config: PublicConfig {
+                domain: n.cfg.domain.clone().unwrap_or_default(),
+                ..PublicConfig::default()
+            },
+            certification_type: "Diy".into(),
+            dedicated: n.cfg.dedicated,
+            rented: n.cfg.rented_by.is_some(),
+            rentable: n.cfg.dedicated && n.cfg.rented_by.is_none(),
+            rented_by_twin_id: n.cfg.rented_by.unwrap_or(0),
+            features: n.cfg.features(),
+            ..NodeInfo::default()
+        },
         total_resources: n.cfg.total(),
         // As the real proxy reports it: what contracts use plus the node's reserves.
         used_resources: used.plus(reserves(&n.cfg.total())),
-        status,
-        healthy,
-        public_config: PublicConfig {
-            domain: n.cfg.domain.clone(),
-        },
-        dedicated: n.cfg.dedicated,
-        rented: n.cfg.rented_by.is_some(),
-        rented_by_twin_id: n.cfg.rented_by.unwrap_or(0),
-        features: n.cfg.features(),
     }
 }
 
 /// Whether a listed node passes the filter.
 pub fn matches(n: &Node, f: &NodeFilter) -> bool {
     let free = n.free();
+    let i = &n.info;
     if f.free_mru.is_some_and(|v| free.mru < v)
         || f.free_sru.is_some_and(|v| free.sru < v)
         || f.free_hru.is_some_and(|v| free.hru < v)
-        || f.status.is_some_and(|s| s != n.status)
-        || f.healthy.is_some_and(|h| h != n.healthy)
-        || f.node_id.is_some_and(|id| id != n.node_id)
+        || (!f.status.is_empty() && !f.status.contains(&i.status))
+        || f.healthy.is_some_and(|h| h != i.healthy)
+        || f.dedicated.is_some_and(|d| d != i.dedicated)
+        || f.node_id.is_some_and(|id| id != i.node_id)
+        || (!f.node_ids.is_empty() && !f.node_ids.contains(&i.node_id))
+        || (!f.farm_ids.is_empty() && !f.farm_ids.contains(&i.farm_id))
+        || f.domain
+            .is_some_and(|d| d != i.public_config.domain().is_some())
+        || !f.features.iter().all(|x| i.features.contains(x))
     {
         return false;
     }
-    if f.domain == Some(true) && n.public_config.domain.is_none() {
-        return false;
-    }
-    if let Some(farms) = &f.farm_ids {
-        let ids: Vec<u32> = farms
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        if !ids.is_empty() && !ids.contains(&n.farm_id) {
-            return false;
-        }
-    }
     if let Some(twin) = f.available_for {
-        let rented_by_other = n.rented && n.rented_by_twin_id != twin;
-        let dedicated_not_ours = n.dedicated && n.rented_by_twin_id != twin;
+        let rented_by_other = i.rented && i.rented_by_twin_id != twin;
+        let dedicated_not_ours = i.dedicated && i.rented_by_twin_id != twin;
         if rented_by_other || dedicated_not_ours {
             return false;
         }
@@ -92,34 +116,172 @@ pub fn matches(n: &Node, f: &NodeFilter) -> bool {
     true
 }
 
-async fn list_nodes(
-    State(sim): State<Arc<Sim>>,
-    Query(f): Query<NodeFilter>,
-) -> ApiResult<Json<NodePage>> {
-    let all: Vec<Node> = {
-        let w = sim.world.lock().expect("world lock");
-        w.nodes
-            .values()
-            .map(|n| proxy_view(&sim, n))
-            .filter(|n| matches(n, &f))
-            .collect()
-    };
-    let size = f.size.unwrap_or(50).max(1) as usize;
-    let page = f.page.unwrap_or(1).max(1) as usize;
-    let total = all.len() as u64;
-    let nodes = all.into_iter().skip((page - 1) * size).take(size).collect();
-    Ok(Json(NodePage {
-        nodes,
-        total_count: f.ret_count.unwrap_or(false).then_some(total),
-    }))
+/// The proxy's error answer: `{"error": "..."}`.
+fn error(status: StatusCode, text: String) -> Response {
+    (status, Json(serde_json::json!({ "error": text }))).into_response()
 }
 
-async fn get_node(State(sim): State<Arc<Sim>>, Path(id): Path<u32>) -> ApiResult<Json<Node>> {
+/// Reads a query as the proxy does: a list may come comma separated or with its key repeated
+/// (`farm_ids=1&farm_ids=2`, as tfgrid-sdk-go's client writes it).
+fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, String> {
+    let mut merged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        merged
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
+    }
+    let pairs: Vec<(String, String)> = merged.into_iter().map(|(k, v)| (k, v.join(","))).collect();
+    let text = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    serde_urlencoded::from_str(&text).map_err(|e| format!("invalid query: {e}"))
+}
+
+/// A listing's filter and paging from the query, or the proxy's 400 answer.
+fn filter_and_limit<F: DeserializeOwned>(raw: Option<&str>) -> Result<(F, Limit), Box<Response>> {
+    query(raw)
+        .and_then(|f| Ok((f, query(raw)?)))
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e)))
+}
+
+/// One page of `items` as the proxy answers it, with the `count` header when asked.
+fn page<T: Serialize>(items: Vec<T>, limit: Limit) -> Response {
+    let size = limit.size.unwrap_or(50).max(1) as usize;
+    let page = limit.page.unwrap_or(1).max(1) as usize;
+    let total = items.len();
+    let items: Vec<T> = items
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    let mut r = Json(items).into_response();
+    if limit.ret_count {
+        r.headers_mut()
+            .insert(COUNT_HEADER, HeaderValue::from(total as u64));
+    }
+    r
+}
+
+fn nodes(sim: &Sim, f: &NodeFilter) -> Vec<Node> {
     let w = sim.world.lock().expect("world lock");
     w.nodes
-        .get(&id)
-        .map(|n| Json(proxy_view(&sim, n)))
-        .ok_or_else(|| {
-            ApiError::not_found(ErrorCode::NodeNotExists, format!("node {id} not found"))
+        .values()
+        .map(|n| proxy_view(sim, n))
+        .filter(|n| matches(n, f))
+        .collect()
+}
+
+async fn list_nodes(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Response {
+    match filter_and_limit(q.as_deref()) {
+        Ok((f, limit)) => page(nodes(&sim, &f), limit),
+        Err(e) => *e,
+    }
+}
+
+async fn list_gateways(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Response {
+    match filter_and_limit::<NodeFilter>(q.as_deref()) {
+        Ok((f, limit)) => {
+            let f = NodeFilter {
+                domain: Some(true),
+                ..f
+            };
+            page(nodes(&sim, &f), limit)
+        }
+        Err(e) => *e,
+    }
+}
+
+fn one_node(sim: &Sim, id: u32, gateway: bool) -> Response {
+    let w = sim.world.lock().expect("world lock");
+    match w.nodes.get(&id).map(|n| proxy_view(sim, n)) {
+        Some(n) if !gateway || n.info.public_config.domain().is_some() => {
+            Json(NodeWithNestedCapacity::from(n)).into_response()
+        }
+        _ => error(StatusCode::NOT_FOUND, "node not found".to_string()),
+    }
+}
+
+async fn get_node(State(sim): State<Arc<Sim>>, Path(id): Path<u32>) -> Response {
+    one_node(&sim, id, false)
+}
+
+async fn get_gateway(State(sim): State<Arc<Sim>>, Path(id): Path<u32>) -> Response {
+    one_node(&sim, id, true)
+}
+
+async fn list_contracts(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Response {
+    let (f, limit): (ContractFilter, Limit) = match filter_and_limit(q.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return *e,
+    };
+    // The indexer sees a contract only once its block has been processed.
+    let lag = sim.timing.of(Wait::ProxyLag).as_secs();
+    let now = now_secs();
+    let items: Vec<Contract> = {
+        let w = sim.world.lock().expect("world lock");
+        w.contracts
+            .values()
+            .filter(|c| now.saturating_sub(c.created_at) >= lag)
+            .map(|c| {
+                let farm = match &c.kind {
+                    crate::wire::ContractKind::Node { node_id, .. } => {
+                        w.nodes.get(node_id).map_or(0, |n| n.cfg.farm_id)
+                    }
+                    crate::wire::ContractKind::Name { .. } => 0,
+                };
+                c.proxy((farm, &farm_name(farm)))
+            })
+            .filter(|c| contract_matches(c, &f))
+            .collect()
+    };
+    page(items, limit)
+}
+
+/// Whether a listed contract passes the filter.
+pub fn contract_matches(c: &Contract, f: &ContractFilter) -> bool {
+    use gridapi::proxy::{ContractDetails, ContractType};
+    let (kind, node, name, hash) = match &c.details {
+        ContractDetails::Node(d) => (
+            ContractType::Node,
+            Some(d.node_id),
+            None,
+            Some(d.deployment_hash.as_str()),
+        ),
+        ContractDetails::Name(d) => (ContractType::Name, None, Some(d.name.as_str()), None),
+        ContractDetails::Rent(d) => (ContractType::Rent, Some(d.node_id), None, None),
+    };
+    f.contract_id.is_none_or(|id| id == c.contract_id)
+        && f.twin_id.is_none_or(|t| t == c.twin_id)
+        && f.kind.is_none_or(|k| k == kind)
+        && (f.state.is_empty() || f.state.contains(&c.state))
+        && f.node_id.is_none_or(|n| Some(n) == node)
+        && f.name.as_deref().is_none_or(|n| Some(n) == name)
+        && f.deployment_hash.as_deref().is_none_or(|h| Some(h) == hash)
+}
+
+async fn list_farms(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Response {
+    let (f, limit): (FarmFilter, Limit) = match filter_and_limit(q.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return *e,
+    };
+    let farms: BTreeSet<u32> = {
+        let w = sim.world.lock().expect("world lock");
+        w.nodes.values().map(|n| n.cfg.farm_id).collect()
+    };
+    let items: Vec<Farm> = farms
+        .into_iter()
+        .map(|id| Farm {
+            name: farm_name(id),
+            farm_id: id,
+            twin_id: 1,
+            pricing_policy_id: 1,
+            certification_type: "NotCertified".into(),
+            ..Farm::default()
         })
+        .filter(|farm| {
+            f.farm_id.is_none_or(|id| id == farm.farm_id)
+                && f.twin_id.is_none_or(|t| t == farm.twin_id)
+                && f.name.as_deref().is_none_or(|n| n == farm.name)
+        })
+        .collect();
+    page(items, limit)
 }

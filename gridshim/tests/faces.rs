@@ -6,14 +6,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use gridshim::api::*;
-use gridshim::client::{ErrorCategory, Grid, GridError};
 
 #[tokio::test]
 async fn proxy_lists_filters_and_pages_nodes() {
     let s = shim("").await;
     let all = s.us.list_nodes(&NodeFilter::default()).await.unwrap();
-    assert_eq!(all.nodes.len(), 4);
+    assert_eq!(all.items.len(), 4);
     let gw =
         s.us.list_nodes(&NodeFilter {
             domain: Some(true),
@@ -22,14 +20,17 @@ async fn proxy_lists_filters_and_pages_nodes() {
         .await
         .unwrap();
     assert_eq!(
-        gw.nodes.iter().map(|n| n.node_id).collect::<Vec<_>>(),
+        gw.items.iter().map(|n| n.info.node_id).collect::<Vec<_>>(),
         vec![11, 13]
     );
     let farm2 =
-        s.us.list_nodes(&NodeFilter::default().with_farms(&[2]))
-            .await
-            .unwrap();
-    assert!(farm2.nodes.iter().all(|n| n.farm_id == 2));
+        s.us.list_nodes(&NodeFilter {
+            farm_ids: vec![2],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(farm2.items.iter().all(|n| n.info.farm_id == 2));
     // 250 GiB SSD less the 20 GiB reserve leaves 230 GiB on node 13.
     let big =
         s.us.list_nodes(&NodeFilter {
@@ -38,26 +39,21 @@ async fn proxy_lists_filters_and_pages_nodes() {
         })
         .await
         .unwrap();
-    assert!(!big.nodes.iter().any(|n| n.node_id == 13));
+    assert!(!big.items.iter().any(|n| n.info.node_id == 13));
     let up =
         s.us.list_nodes(&NodeFilter {
-            status: Some(NodeStatus::Up),
+            status: vec![NodeStatus::Up],
             ..Default::default()
         })
         .await
         .unwrap();
-    assert!(!up.nodes.iter().any(|n| n.node_id == 14));
+    assert!(!up.items.iter().any(|n| n.info.node_id == 14));
     let page =
-        s.us.list_nodes(&NodeFilter {
-            page: Some(2),
-            size: Some(3),
-            ret_count: Some(true),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(page.nodes.len(), 1);
-    assert_eq!(page.total_count, Some(4));
+        s.us.list_nodes_page(&NodeFilter::default(), Limit::page(2, 3))
+            .await
+            .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.count, Some(4));
     let n = s.us.get_node(13).await.unwrap();
     assert_eq!(
         n.free().mru,
@@ -135,12 +131,14 @@ async fn chain_contracts_names_and_errors() {
 
     // Adoption after a controller restart: find our contracts by metadata.
     let mine = s.us.list_my_contracts().await.unwrap();
-    assert!(mine.iter().any(|c| c.contract_id == nc.contract_id
-        && matches!(&c.kind, ContractKind::Node { metadata, .. } if metadata == "tester=uid-123")));
+    assert!(
+        mine.iter()
+            .any(|c| c.contract_id == nc.contract_id && data_of(c) == Some("tester=uid-123"))
+    );
     assert!(mine.iter().all(|c| c.twin_id == US));
     assert_eq!(
         s.us.get_contract(nc.contract_id).await.unwrap().state,
-        ContractState::Created
+        gridapi::chain::ContractState::Created
     );
 }
 
@@ -183,8 +181,9 @@ async fn node_deploys_reports_changes_and_refuses_deletion() {
     let sess = s.us.connect().await.unwrap();
     let r = s
         .http
-        .delete(format!("{}/nodes/12/deployments/{cid}", s.url()))
+        .post(format!("{}/rmb/1012/zos.deployment.delete", s.url()))
         .header(SESSION_HEADER, sess)
+        .json(&serde_json::json!({ "contract_id": cid }))
         .send()
         .await
         .unwrap();
@@ -201,7 +200,7 @@ async fn node_deploys_reports_changes_and_refuses_deletion() {
     assert!(e.message().contains("invalid workload name"), "{e}");
     let mut small = vm_deployment(US, "k", &seed(), 2);
     if let WorkloadData::ZmachineLight(z) = &mut small.workloads[2].data {
-        z.compute_capacity.memory = 100 * MIB;
+        z.compute_capacity.memory = 100 * gridapi::MIB;
     }
     let e = submit(&s.us, 12, &mut small, "").await.unwrap_err();
     assert!(e.message().contains("250M"), "{e}");
@@ -400,7 +399,7 @@ async fn gateway_routes_by_host_and_the_web_side_is_gated() {
     let fqdn = d.workloads[0].gateway_result().unwrap().fqdn;
     assert_eq!(fqdn, "bob-web1.gent01.grid.localhost");
 
-    let info = s.us.info().await.unwrap();
+    let info = s.admin.info().await.unwrap();
     assert_eq!(info.gateway_port, s.running.gateway_addr.port());
     let (st, _) = via_gateway(&s, &format!("{fqdn}:{}", info.gateway_port), "/health").await;
     assert_eq!(st, 200);
@@ -411,7 +410,7 @@ async fn gateway_routes_by_host_and_the_web_side_is_gated() {
     assert_eq!(st, 404);
 
     // The private listener is gated too.
-    let route = s.us.resolve_private(&vm.mycelium_ip).await.unwrap();
+    let route = s.admin.resolve_private(&vm.mycelium_ip).await.unwrap();
     let r = s
         .http
         .get(format!("{}/", route.web_url()))
@@ -437,48 +436,62 @@ async fn gateway_routes_by_host_and_the_web_side_is_gated() {
 async fn engines_accept_only_the_testers_own_token() {
     let s = shim("").await;
     let body = serde_json::json!({ "input": "hello" });
-    s.us.register_engine_token("embedder", "alice", "alice-token-0123456789")
+    s.admin
+        .register_engine_token("embedder", "alice", "alice-token-0123456789")
         .await
         .unwrap();
-    s.us.register_engine_token("embedder", "bob", "bob-token-0123456789")
+    s.admin
+        .register_engine_token("embedder", "bob", "bob-token-0123456789")
         .await
         .unwrap();
-    let ok =
-        s.us.call_engine("embedder", "alice", "alice-token-0123456789", &body)
-            .await
-            .unwrap();
+    let ok = s
+        .admin
+        .call_engine("embedder", "alice", "alice-token-0123456789", &body)
+        .await
+        .unwrap();
     assert_eq!(ok["tester"], "alice");
-    let no =
-        s.us.call_engine("embedder", "alice", "", &body)
-            .await
-            .unwrap_err();
+    let no = s
+        .admin
+        .call_engine("embedder", "alice", "", &body)
+        .await
+        .unwrap_err();
     assert_eq!(no.code(), ErrorCode::Unauthenticated);
     assert_eq!(no.message(), "missing bearer token");
-    let wrong =
-        s.us.call_engine("embedder", "alice", "guessed-token-000000", &body)
-            .await
-            .unwrap_err();
+    let wrong = s
+        .admin
+        .call_engine("embedder", "alice", "guessed-token-000000", &body)
+        .await
+        .unwrap_err();
     assert_eq!(wrong.code(), ErrorCode::Unauthenticated);
     assert_eq!(wrong.message(), "invalid token");
-    let theirs =
-        s.us.call_engine("embedder", "alice", "bob-token-0123456789", &body)
-            .await
-            .unwrap_err();
+    let theirs = s
+        .admin
+        .call_engine("embedder", "alice", "bob-token-0123456789", &body)
+        .await
+        .unwrap_err();
     assert_eq!(theirs.code(), ErrorCode::Unauthorized);
     assert_eq!(theirs.message(), "token belongs to another tester");
     // A token is bound to its engine too.
-    let other_engine =
-        s.us.call_engine("voice", "alice", "alice-token-0123456789", &body)
-            .await
-            .unwrap_err();
+    let other_engine = s
+        .admin
+        .call_engine("voice", "alice", "alice-token-0123456789", &body)
+        .await
+        .unwrap_err();
     assert_eq!(other_engine.code(), ErrorCode::Unauthenticated);
 
-    s.us.revoke_engine_token("embedder", "alice").await.unwrap();
-    s.us.revoke_engine_token("embedder", "alice").await.unwrap();
-    let revoked =
-        s.us.call_engine("embedder", "alice", "alice-token-0123456789", &body)
-            .await
-            .unwrap_err();
+    s.admin
+        .revoke_engine_token("embedder", "alice")
+        .await
+        .unwrap();
+    s.admin
+        .revoke_engine_token("embedder", "alice")
+        .await
+        .unwrap();
+    let revoked = s
+        .admin
+        .call_engine("embedder", "alice", "alice-token-0123456789", &body)
+        .await
+        .unwrap_err();
     assert_eq!(revoked.code(), ErrorCode::Unauthenticated);
     let inspection = s.admin.inspect().await.unwrap();
     assert_eq!(inspection.tokens.len(), 1);
@@ -491,7 +504,7 @@ async fn engine_without_token_store_refuses_to_listen() {
     let (mut cfg, _) = config("");
     cfg.engines.token_store_unavailable = vec!["voice".into()];
     let s = shim_cfg(cfg, None, false).await;
-    let engines = s.us.list_engines().await.unwrap();
+    let engines = s.admin.engines().await.unwrap();
     let voice = engines.iter().find(|e| e.name == "voice").unwrap();
     assert!(!voice.listening && !voice.token_store_available);
     assert!(
@@ -509,19 +522,22 @@ async fn engine_without_token_store_refuses_to_listen() {
             .await
             .is_err()
     );
-    let e =
-        s.us.register_engine_token("voice", "alice", "alice-token-0123456789")
-            .await
-            .unwrap_err();
+    let e = s
+        .admin
+        .register_engine_token("voice", "alice", "alice-token-0123456789")
+        .await
+        .unwrap_err();
     assert!(e.is_retry_later(), "{e:?}");
 
     // The store comes back: the engine opens; it goes away again: the engine closes.
     s.admin.set_token_store("voice", true).await.unwrap();
-    s.us.register_engine_token("voice", "alice", "alice-token-0123456789")
+    s.admin
+        .register_engine_token("voice", "alice", "alice-token-0123456789")
         .await
         .unwrap();
-    let ok =
-        s.us.call_engine(
+    let ok = s
+        .admin
+        .call_engine(
             "voice",
             "alice",
             "alice-token-0123456789",
@@ -533,7 +549,7 @@ async fn engine_without_token_store_refuses_to_listen() {
     s.admin.set_token_store("voice", false).await.unwrap();
     let e = eventually(|| async {
         match s
-            .us
+            .admin
             .call_engine(
                 "voice",
                 "alice",
@@ -562,13 +578,14 @@ async fn nothing_leaks_after_cleanup() {
     let mut gw = gw_deployment(US, "dave-01", &format!("http://[{}]:8080", vm.mycelium_ip));
     let gcid = submit(&s.us, GW_NODE, &mut gw, "").await.unwrap();
     settled(&s.us, GW_NODE, gcid).await;
-    s.us.register_engine_token("voice", "dave", "dave-token-0123456789")
+    s.admin
+        .register_engine_token("voice", "dave", "dave-token-0123456789")
         .await
         .unwrap();
     let before = s.admin.inspect().await.unwrap();
     assert!(before.contracts.len() >= 3 && before.vms.len() == 1 && before.gateways.len() == 1);
 
-    s.us.revoke_engine_token("voice", "dave").await.unwrap();
+    s.admin.revoke_engine_token("voice", "dave").await.unwrap();
     s.us.cancel_contract(name.contract_id).await.unwrap();
     s.us.cancel_contract(gcid).await.unwrap();
     s.us.cancel_contract(vm_cid).await.unwrap();
@@ -603,7 +620,8 @@ async fn state_survives_a_restart() {
         public_url: "http://erin-01.gent01.grid.localhost:8880".into(),
     };
     s.us.agent_configure_gate(&vm, &gate).await.unwrap();
-    s.us.register_engine_token("embedder", "erin", "erin-token-0123456789")
+    s.admin
+        .register_engine_token("embedder", "erin", "erin-token-0123456789")
         .await
         .unwrap();
     let before = s.admin.inspect().await.unwrap();
@@ -624,7 +642,7 @@ async fn state_survives_a_restart() {
     let view = eventually(|| s2.us.agent_config(&vm)).await;
     assert_eq!(view.gate.unwrap().allowed_accounts, vec!["erin"]);
     let ok = s2
-        .us
+        .admin
         .call_engine(
             "embedder",
             "erin",
@@ -724,4 +742,111 @@ async fn scale_check(n: u32) {
     assert_eq!(insp.vms.len(), n as usize);
     assert_eq!(insp.gateways.len(), n as usize);
     eprintln!("{n} testers in {:?}", started.elapsed());
+}
+
+/// gridshim's proxy answers as grid-proxy does, read as raw JSON: the paths, the array bodies,
+/// the `count` header, repeated list keys as tfgrid-sdk-go's client writes them, the field
+/// names, `publicConfig.domain` of `""`, nested capacity on `/nodes/{id}`, `{"error": ...}`.
+#[tokio::test]
+async fn proxy_answers_in_grid_proxys_own_shapes() {
+    let s = shim("").await;
+    let get = |path: String| {
+        let http = s.http.clone();
+        let url = format!("{}{path}", s.url());
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let r = get("/nodes?farm_ids=1&farm_ids=2&ret_count=true&size=2&page=1".into()).await;
+    assert_eq!(r.headers()["count"], "4");
+    let page: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 2);
+    let n12 = &get("/nodes?node_ids=12".into())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()[0];
+    assert_eq!(n12["nodeId"], 12);
+    assert_eq!(n12["twinId"], 1012);
+    assert_eq!(
+        n12["publicConfig"]["domain"], "",
+        "no domain is an empty string"
+    );
+    assert!(n12["total_resources"]["sru"].is_u64());
+    assert_eq!(n12["status"], "up");
+    let one: serde_json::Value = get("/nodes/12".into()).await.json().await.unwrap();
+    assert!(one["capacity"]["total_resources"]["mru"].is_u64());
+    assert!(one.get("total_resources").is_none(), "nested only");
+    let gws: serde_json::Value = get("/gateways".into()).await.json().await.unwrap();
+    let ids: Vec<u64> = gws
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["nodeId"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [11, 13]);
+    let missing = get("/nodes/999".into()).await;
+    assert_eq!(missing.status().as_u16(), 404);
+    let e: serde_json::Value = missing.json().await.unwrap();
+    assert!(e["error"].is_string(), "{e}");
+
+    let mut d = vm_deployment(US, "k", &seed(), 2);
+    let cid = submit(&s.us, 12, &mut d, "tester=uid-9").await.unwrap();
+    let contracts: serde_json::Value =
+        get(format!("/contracts?twin_id={US}&state=Created&type=node"))
+            .await
+            .json()
+            .await
+            .unwrap();
+    let c = contracts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["contract_id"] == cid)
+        .expect("listed");
+    assert_eq!(c["type"], "node");
+    assert_eq!(c["state"], "Created");
+    assert_eq!(c["details"]["nodeId"], 12);
+    assert_eq!(c["details"]["deployment_data"], "tester=uid-9");
+    assert_eq!(c["details"]["deployment_hash"].as_str().unwrap().len(), 32);
+    let others: serde_json::Value = get(format!("/contracts?twin_id={OTHER}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(others, serde_json::json!([]));
+    let farms: serde_json::Value = get("/farms".into()).await.json().await.unwrap();
+    assert_eq!(farms.as_array().unwrap().len(), 2);
+    assert!(farms[0]["farmId"].is_u64());
+}
+
+/// The chain face answers with the pallet's types and its exact look-ups see a contract at
+/// once, by name and by node and hash.
+#[tokio::test]
+async fn chain_storage_look_ups_are_exact() {
+    let s = shim("").await;
+    let mut d = vm_deployment(US, "k", &seed(), 2);
+    let hash = d.challenge_hash();
+    let cid = submit(&s.us, 12, &mut d, "x").await.unwrap();
+    let chain = &s.us.grid.chain;
+    assert_eq!(
+        chain.contract_id_by_node_hash(12, &hash).await.unwrap(),
+        Some(cid)
+    );
+    assert_eq!(
+        chain.contract_id_by_node_hash(11, &hash).await.unwrap(),
+        None
+    );
+    let c = chain.contract(cid).await.unwrap().unwrap();
+    assert_eq!(c.node_contract().unwrap().deployment_hash, hash);
+    assert_eq!(c.state, gridapi::chain::ContractState::Created);
+    let name = s.us.create_name_contract("kim-01").await.unwrap();
+    assert_eq!(
+        chain.contract_id_by_name("kim-01").await.unwrap(),
+        Some(name.contract_id)
+    );
+    s.us.cancel_contract(cid).await.unwrap();
+    assert_eq!(chain.contract(cid).await.unwrap(), None);
+    assert_eq!(
+        chain.contract_id_by_node_hash(12, &hash).await.unwrap(),
+        None
+    );
 }

@@ -4,8 +4,6 @@
 mod common;
 
 use common::*;
-use gridshim::api::*;
-use gridshim::client::{ErrorCategory, Grid, GridError};
 
 fn fault(kind: FaultKind, scope: FaultScope) -> FaultSpec {
     FaultSpec {
@@ -143,9 +141,9 @@ async fn result_without_an_address() {
         s.us.get_node(GW_NODE)
             .await
             .unwrap()
+            .info
             .public_config
-            .domain
-            .unwrap();
+            .domain;
     let (st, _) = via_gateway(&s, &format!("gina-01.{domain}"), "/health").await;
     assert_eq!(st, 200);
 }
@@ -185,7 +183,7 @@ async fn node_up_in_the_proxy_but_unreachable() {
         })
         .await
         .unwrap();
-    assert_eq!(s.us.get_node(12).await.unwrap().status, NodeStatus::Up);
+    assert_eq!(s.us.get_node(12).await.unwrap().info.status, NodeStatus::Up);
     let e = s.us.get_deployment(12, c).await.unwrap_err();
     assert!(e.is_retry_later());
     assert_eq!(e.code(), ErrorCode::NodeUnreachable);
@@ -238,10 +236,7 @@ async fn chain_call_times_out_after_it_landed() {
             .is_retry_later()
     );
     let mine = s.us.list_my_contracts().await.unwrap();
-    assert!(
-        mine.iter()
-            .any(|c| matches!(&c.kind, ContractKind::Node { metadata, .. } if metadata == "uid-h"))
-    );
+    assert!(mine.iter().any(|c| data_of(c) == Some("uid-h")));
     // Creating it again is a conflict, not a second contract.
     assert_eq!(
         s.us.create_node_contract(&req).await.unwrap_err().code(),
@@ -302,7 +297,7 @@ async fn stale_connection_until_the_client_reconnects() {
     for _ in 0..3 {
         let r = s
             .http
-            .get(format!("{}/chain/contracts", s.url()))
+            .get(format!("{}/chain/storage/Contracts/1", s.url()))
             .header(SESSION_HEADER, &stale)
             .send()
             .await
@@ -313,7 +308,7 @@ async fn stale_connection_until_the_client_reconnects() {
         assert_eq!(b.message, "background task closed, restart required");
     }
     // The client reconnects and retries once, so the caller never sees it.
-    s.us.list_my_contracts().await.unwrap();
+    s.us.name_owner("nobody").await.unwrap();
     s.admin
         .inject(&fault(FaultKind::StaleConnection, FaultScope::default()))
         .await
@@ -404,7 +399,7 @@ async fn node_goes_down_with_testers_on_it() {
     );
     // On instant the proxy's grace time is zero.
     let n = s.us.get_node(12).await.unwrap();
-    assert_eq!((n.status, n.healthy), (NodeStatus::Down, false));
+    assert_eq!((n.info.status, n.info.healthy), (NodeStatus::Down, false));
 
     s.admin
         .set_node(

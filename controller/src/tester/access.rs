@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use gridshim::api::EngineCredential;
+use gridapi::agent::{AiKeys, EngineCredential, EngineCredentials, SshKeys};
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, ResourceExt, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Flow, Pass, conditions::TOKENS_REGISTERED, machine::agent};
+use super::{Flow, Pass, conditions::TOKENS_REGISTERED, grid::agent};
 use crate::{
     engines::{EngineError, TokenStore},
     error::{Error, KubeContext, Result},
@@ -109,7 +109,7 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
 
     let view = pass
         .ctx
-        .grid("agent_config", pass.ctx.grid.agent_config(&target))
+        .grid("agent_config", pass.ctx.grid.agents.config(&target))
         .await?;
     let fresh = !pass.done_for_generation(TOKENS_REGISTERED);
     let engine_urls: BTreeMap<String, String> = credentials
@@ -117,28 +117,37 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
         .map(|c| (c.engine.clone(), c.url.clone()))
         .collect();
     if fresh || view.engines != engine_urls {
+        let body = EngineCredentials {
+            engines: credentials.clone(),
+        };
         pass.ctx
             .grid(
                 "agent_set_engines",
-                pass.ctx.grid.agent_set_engines(&target, &credentials),
+                pass.ctx.grid.agents.set_engines(&target, &body),
             )
             .await?;
     }
     let mut providers = view.ai_providers.clone();
     providers.sort();
     if fresh || providers != ai_keys.keys().cloned().collect::<Vec<_>>() {
+        let body = AiKeys {
+            keys: ai_keys.clone(),
+        };
         pass.ctx
             .grid(
                 "agent_set_ai_keys",
-                pass.ctx.grid.agent_set_ai_keys(&target, &ai_keys),
+                pass.ctx.grid.agents.set_ai_keys(&target, &body),
             )
             .await?;
     }
     if fresh || view.ssh_keys != ssh_keys.len() {
+        let body = SshKeys {
+            keys: ssh_keys.clone(),
+        };
         pass.ctx
             .grid(
                 "agent_set_ssh_keys",
-                pass.ctx.grid.agent_set_ssh_keys(&target, &ssh_keys),
+                pass.ctx.grid.agents.set_ssh_keys(&target, &body),
             )
             .await?;
     }

@@ -5,13 +5,13 @@
 
 use std::time::Instant;
 
-use gridshim::api::AppHealthEntry;
+use gridapi::agent::AppHealthEntry;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::{
     Flow, Pass,
     conditions::{APPS_HEALTHY, INSTALLED},
-    machine::agent,
+    grid::agent,
 };
 use crate::{error::Result, resources::AppStatus};
 
@@ -33,7 +33,7 @@ pub async fn apps_health(pass: &mut Pass<'_>) -> Result<Flow> {
     let target = agent(pass)?;
     let health = pass
         .ctx
-        .grid("agent_app_health", pass.ctx.grid.agent_app_health(&target))
+        .grid("agent_app_health", pass.ctx.grid.agents.app_health(&target))
         .await?;
     if let Ok(mut m) = pass.ctx.app_checks.lock() {
         m.insert(pass.uid.clone(), Instant::now());

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use gridshim::api::ContractKind;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api, ResourceExt,
@@ -20,11 +19,10 @@ use super::{
     Pass,
     access::{identity_of, token_secret_name},
     conditions::READY,
-    deployment::ContractTag,
     email::password_secret_name,
     gateway::{MAX_NAME_ATTEMPTS, held_by_another_tester},
+    grid::{cancel_contract, tagged_contracts},
     install::log_config_map_name,
-    machine::cancel_contract,
 };
 use crate::{
     context::Context,
@@ -192,23 +190,19 @@ async fn contracts_to_cancel(pass: &Pass<'_>) -> Result<Vec<(&'static str, u64)>
             out.push((what, id));
         }
     };
-    let mine = ctx
-        .grid("list_my_contracts", ctx.grid.list_my_contracts())
-        .await?;
-    for c in &mine {
-        if let ContractKind::Node { metadata, .. } = &c.kind
-            && let Some(tag) = ContractTag::decode(metadata)
-            && tag.tester == pass.uid
-        {
+    // The proxy's listing lags: it finds what a lost status write forgot, while the recorded
+    // contracts below are checked on the chain, which is exact.
+    for c in tagged_contracts(ctx).await? {
+        if c.tag.tester == pass.uid {
             push(
-                if tag.kind == "gw" { "gateway" } else { "VM" },
+                if c.tag.kind == "gw" { "gateway" } else { "VM" },
                 c.contract_id,
             );
         }
     }
     for name in names_of(pass) {
         let recorded = pass.status.gateway_name.as_deref() == Some(name.as_str());
-        if let Some(owner) = ctx.grid("name_owner", ctx.grid.name_owner(&name)).await?
+        if let Some(owner) = ctx.grid("name_owner", ctx.grid.chain.name_owner(&name)).await?
             && owner.twin_id == ctx.grid.twin_id()
             // A custom name claimed by a pass whose status write was lost is ours unless
             // another Tester records it (two Testers may ask for the same custom name).
@@ -217,19 +211,27 @@ async fn contracts_to_cancel(pass: &Pass<'_>) -> Result<Vec<(&'static str, u64)>
             push("name", owner.contract_id);
         }
     }
-    let live: Vec<u64> = mine.iter().map(|c| c.contract_id).collect();
     if let Some(m) = &pass.status.machine {
-        for (what, id) in [
+        let recorded = [
             ("gateway", m.gateway_contract_id),
             ("name", m.name_contract_id),
             ("VM", m.contract_id),
-        ] {
-            if let Some(id) = id.filter(|id| live.contains(id)) {
+        ]
+        .into_iter()
+        .filter_map(|(what, id)| Some((what, id?)))
+        .chain(
+            m.retired_contracts
+                .iter()
+                .map(|id| ("retired machine's", *id)),
+        );
+        for (what, id) in recorded {
+            let live = ctx
+                .grid("get_contract", ctx.grid.chain.contract(id))
+                .await?
+                .is_some_and(|c| c.twin_id == ctx.grid.twin_id());
+            if live {
                 push(what, id);
             }
-        }
-        for id in m.retired_contracts.iter().filter(|id| live.contains(id)) {
-            push("retired machine's", *id);
         }
     }
     out.sort_by_key(|(what, _)| match *what {

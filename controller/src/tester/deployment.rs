@@ -6,10 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use gridshim::api::{
-    AGENT_KEY_ENV, ComputeCapacity, Deployment, GatewayNameProxy, MyceliumAttachment,
-    NetworkInterface, NetworkLight, SignatureRequirement, Workload, WorkloadData, ZmachineLight,
-    ZmachineNetwork, Zmount, mycelium_ip,
+use gridapi::{
+    agent::AGENT_KEY_ENV,
+    zos::{
+        ComputeCapacity, Deployment, GatewayNameProxy, MyceliumAttachment, NetworkInterface,
+        NetworkLight, SignatureRequirement, Workload, WorkloadData, ZmachineLight, ZmachineNetwork,
+        Zmount, mycelium_ip,
+    },
 };
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +99,7 @@ pub fn vm(
                 "net",
                 WorkloadData::NetworkLight(NetworkLight {
                     subnet: "10.20.2.0/24".into(),
-                    mycelium: gridshim::api::NetworkMycelium {
+                    mycelium: gridapi::zos::NetworkMycelium {
                         hex_key: keys.network_key.clone(),
                         peers: Vec::new(),
                     },
@@ -121,7 +124,7 @@ pub fn vm(
                         cpu: placement.cpu.clamp(1, 255) as u8,
                         memory: placement.memory_bytes,
                     },
-                    mounts: vec![gridshim::api::Mount {
+                    mounts: vec![gridapi::zos::Mount {
                         name: "disk".into(),
                         mountpoint: "/data".into(),
                     }],
@@ -139,7 +142,7 @@ pub fn vm(
 /// the machine's CPU and memory (2 GiB when cpu × memory ≥ 8 GiB, else 500 MiB).
 pub fn rootfs_size(placement: &Placement) -> u64 {
     let min =
-        gridshim::zos::min_root_size(placement.cpu.clamp(1, 255) as u8, placement.memory_bytes);
+        gridapi::zos::min_root_size(placement.cpu.clamp(1, 255) as u8, placement.memory_bytes);
     (placement.disk_bytes / 8).min(2 << 30).max(min)
 }
 
@@ -253,7 +256,7 @@ mod tests {
         let WorkloadData::ZmachineLight(z) = &d.workload("vm").unwrap().data else {
             panic!("a zmachine")
         };
-        assert_eq!(gridshim::zos::root_size(z), Ok(2 << 30), "zos accepts it");
+        assert_eq!(gridapi::zos::root_size(z), Ok(2 << 30), "zos accepts it");
         // Small machines: 500 MiB at least.
         assert_eq!(rootfs_size(&p(1, 2, 2)), 500 << 20);
         // A machine whose disk cannot hold the minimum and a data disk is refused before the grid.

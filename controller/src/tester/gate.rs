@@ -3,10 +3,10 @@
 use secrecy::ExposeSecret;
 use std::collections::BTreeSet;
 
-use gridshim::api::GateSettings;
+use gridapi::agent::GateSettings;
 use kube::runtime::events::EventType;
 
-use super::{Flow, Pass, conditions::GATE_SECURED, machine::agent};
+use super::{Flow, Pass, conditions::GATE_SECURED, grid::agent};
 use crate::error::{Error, Result};
 
 /// The accounts allowed through a tester's gate: the administrators and the tester always (an
@@ -40,7 +40,7 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
     };
     let view = pass
         .ctx
-        .grid("agent_config", pass.ctx.grid.agent_config(&target))
+        .grid("agent_config", pass.ctx.grid.agents.config(&target))
         .await?;
     let current = view.gate.as_ref().map(|g| {
         let mut allowed = g.allowed_accounts.clone();
@@ -76,7 +76,7 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
         pass.ctx
             .grid(
                 "agent_configure_gate",
-                pass.ctx.grid.agent_configure_gate(&target, &desired),
+                pass.ctx.grid.agents.configure_gate(&target, &desired),
             )
             .await?;
         if drifted {

@@ -1,16 +1,13 @@
 //! Step `GatewayReady`: a public name, unique to this tester for life, routed to its VM.
 
-use gridshim::{
-    api::{ContractKind, NodeContractRequest},
-    client::{ErrorCategory, GridError},
-};
+use gridapi::{ErrorCategory, GridError, chain::CreateNodeContract};
 use kube::runtime::events::EventType;
 
 use super::{
     Flow, Pass,
     conditions::GATEWAY_READY,
     deployment::{self, ContractTag},
-    machine::{cancel_contract, my_contracts},
+    grid::{self, cancel_contract, my_contracts},
 };
 use crate::{
     error::{Error, Result},
@@ -46,19 +43,10 @@ pub async fn gateway(pass: &mut Pass<'_>) -> Result<Flow> {
 
     let contract_id = gateway_contract(pass, node, &hash, &tag).await?;
     desired.contract_id = contract_id;
-    let deployed = match pass
-        .ctx
-        .grid(
-            "get_deployment",
-            pass.ctx.grid.get_deployment(node, contract_id),
-        )
-        .await
-    {
+    let deployed = match grid::deployment(pass.ctx, node, contract_id).await {
         Ok(d) => d,
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
-            pass.ctx
-                .grid("deploy", pass.ctx.grid.deploy(node, &desired))
-                .await?;
+            grid::deploy(pass.ctx, node, &desired).await?;
             pass.set(
                 GATEWAY_READY,
                 false,
@@ -147,7 +135,7 @@ async fn hold_name(pass: &mut Pass<'_>) -> Result<Option<String>> {
         // Known: check it is still ours (cheap read), take it again if it was lost.
         let owner = pass
             .ctx
-            .grid("name_owner", pass.ctx.grid.name_owner(&name))
+            .grid("name_owner", pass.ctx.grid.chain.name_owner(&name))
             .await?;
         match owner {
             Some(o) if o.twin_id == me => {
@@ -265,7 +253,7 @@ async fn claim(pass: &mut Pass<'_>, name: &str) -> Result<Option<u64>> {
     let me = pass.ctx.grid.twin_id();
     if let Some(o) = pass
         .ctx
-        .grid("name_owner", pass.ctx.grid.name_owner(name))
+        .grid("name_owner", pass.ctx.grid.chain.name_owner(name))
         .await?
     {
         if o.twin_id == me && held_by_another_tester(pass, name).await? {
@@ -282,7 +270,7 @@ async fn claim(pass: &mut Pass<'_>, name: &str) -> Result<Option<u64>> {
         .ctx
         .grid(
             "create_name_contract",
-            pass.ctx.grid.create_name_contract(name),
+            pass.ctx.grid.chain.create_name_contract(name),
         )
         .await
     {
@@ -380,11 +368,10 @@ async fn gateway_contract(
     if let Some(id) = existing {
         let current = pass
             .ctx
-            .grid("get_contract", pass.ctx.grid.get_contract(id))
+            .grid("get_contract", pass.ctx.grid.chain.get_contract(id))
             .await;
         match current {
-            Ok(c) if matches!(&c.kind, ContractKind::Node { deployment_hash, .. } if deployment_hash == hash) =>
-            {
+            Ok(c) if c.node_contract().is_some_and(|n| n.deployment_hash == hash) => {
                 if known.is_none() {
                     pass.event(
                         EventType::Normal,
@@ -411,26 +398,25 @@ async fn gateway_contract(
             Err(e) => return Err(e),
         }
     }
-    let req = NodeContractRequest {
+    let req = CreateNodeContract {
         node_id: node,
         deployment_hash: hash.to_string(),
-        metadata: tag.encode(),
+        deployment_data: tag.encode(),
+        public_ips: 0,
+        solution_provider_id: None,
     };
     let id = match pass
         .ctx
         .grid(
             "create_node_contract",
-            pass.ctx.grid.create_node_contract(&req),
+            pass.ctx.grid.chain.create_node_contract(&req),
         )
         .await
     {
         Ok(c) => c.contract_id,
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {
-            my_contracts(pass, "gw", None)
+            grid::contract_for(pass.ctx, node, hash)
                 .await?
-                .into_iter()
-                .map(|c| c.contract_id)
-                .next()
                 .ok_or(Error::Grid {
                     call: "create_node_contract",
                     source,
@@ -450,12 +436,16 @@ async fn gateway_contract(
 async fn node_domain(pass: &Pass<'_>, node: u32) -> Result<String> {
     let n = pass
         .ctx
-        .grid("get_node", pass.ctx.grid.get_node(node))
+        .grid("get_node", pass.ctx.grid.proxy.node(node))
         .await?;
-    n.public_config.domain.ok_or_else(|| Error::Probe {
-        what: format!("node {node}"),
-        reason: "the node has no gateway domain".into(),
-    })
+    n.info
+        .public_config
+        .domain()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Probe {
+            what: format!("node {node}"),
+            reason: "the node has no gateway domain".into(),
+        })
 }
 
 /// Whether the public URL routes to the VM: the gate's `/health` answers through it.

@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gridshim::api::{Channel as GridChannel, InstallRequest, InstallState, InstallStatus};
+use gridapi::{
+    agent::{InstallRequest, InstallState, InstallStatus},
+    catalog::Channel as GridChannel,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
@@ -14,7 +17,7 @@ use kube::{
 use super::{
     Flow, Pass,
     conditions::{INSTALLED, UPDATE_AVAILABLE},
-    machine::agent,
+    grid::agent,
     pass::MANAGER,
 };
 use crate::{
@@ -52,7 +55,7 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
         .ctx
         .grid(
             "agent_install_status",
-            pass.ctx.grid.agent_install_status(&target),
+            pass.ctx.grid.agents.install_status(&target),
         )
         .await?;
     let same_request = status.channel == Some(request.channel)
@@ -120,7 +123,7 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
             pass.ctx
                 .grid(
                     "agent_start_install",
-                    pass.ctx.grid.agent_start_install(&target, &request),
+                    pass.ctx.grid.agents.start_install(&target, &request),
                 )
                 .await?;
             Ok(Flow::Requeue(pass.backoff(INSTALLED)))
@@ -129,7 +132,7 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
             pass.ctx
                 .grid(
                     "agent_start_install",
-                    pass.ctx.grid.agent_start_install(&target, &request),
+                    pass.ctx.grid.agents.start_install(&target, &request),
                 )
                 .await?;
             pass.set(
@@ -205,7 +208,10 @@ async fn update_available(pass: &mut Pass<'_>) -> Result<()> {
     let Some(installed) = pass.status.installed.clone() else {
         return Ok(());
     };
-    let catalog = pass.ctx.grid("catalog", pass.ctx.grid.catalog()).await?;
+    let catalog = pass
+        .ctx
+        .grid("catalog", pass.ctx.grid.catalog.catalog())
+        .await?;
     let newest = catalog
         .channels
         .get(&grid_channel(installed.channel))

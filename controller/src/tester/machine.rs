@@ -1,9 +1,6 @@
 //! Step `MachineReady`: one VM deployment per Tester, reachable on the private network.
 
-use gridshim::{
-    api::{AgentTarget, Contract, ContractKind, NodeContractRequest},
-    client::ErrorCategory,
-};
+use gridapi::{ErrorCategory, chain::CreateNodeContract};
 use kube::{ResourceExt, runtime::events::EventType};
 use secrecy::ExposeSecret;
 
@@ -11,6 +8,7 @@ use super::{
     Flow, Pass,
     conditions::{GATE_SECURED, INSTALLED, MACHINE_READY, SCHEDULED, TOKENS_REGISTERED},
     deployment::{self, ContractTag, MachineKeys},
+    grid::{agent, cancel_contract, contract_for, deploy, deployment as deployed_on, my_contracts},
 };
 use crate::{
     error::{Error, Result},
@@ -90,54 +88,6 @@ pub async fn rebuild_if_asked(pass: &mut Pass<'_>) -> Result<()> {
     pass.persist().await
 }
 
-/// Cancels a contract; one that is already gone counts as cancelled.
-pub async fn cancel_contract(pass: &Pass<'_>, id: u64) -> Result<()> {
-    match pass
-        .ctx
-        .grid("cancel_contract", pass.ctx.grid.cancel_contract(id))
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Our live node contracts tagged for this tester with `kind` (and `build`, when given).
-pub async fn my_contracts(
-    pass: &Pass<'_>,
-    kind: &str,
-    build: Option<&str>,
-) -> Result<Vec<Contract>> {
-    let all = pass
-        .ctx
-        .grid("list_my_contracts", pass.ctx.grid.list_my_contracts())
-        .await?;
-    Ok(all
-        .into_iter()
-        .filter(|c| match &c.kind {
-            ContractKind::Node { metadata, .. } => ContractTag::decode(metadata).is_some_and(|t| {
-                t.tester == pass.uid && t.kind == kind && build.is_none_or(|b| t.build == b)
-            }),
-            ContractKind::Name { .. } => false,
-        })
-        .collect())
-}
-
-/// The agent of the tester's VM.
-pub fn agent(pass: &Pass<'_>) -> Result<AgentTarget> {
-    let address = pass
-        .status
-        .machine
-        .as_ref()
-        .and_then(|m| m.private_address.clone())
-        .ok_or(Error::MissingField("status.machine.privateAddress"))?;
-    Ok(AgentTarget {
-        mycelium_ip: address,
-        key: pass.ctx.config.agent_key.expose_secret().to_string(),
-    })
-}
-
 /// Owns `MachineReady`: the VM contract (adopted by its tag after a restart, never created
 /// twice), the deployment on the node, the private address recorded in the status before going
 /// on, and reachability awaited with backoff.
@@ -182,21 +132,10 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
     };
     desired.contract_id = contract_id;
 
-    let deployed = match pass
-        .ctx
-        .grid(
-            "get_deployment",
-            pass.ctx.grid.get_deployment(node, contract_id),
-        )
-        .await
-    {
+    let deployed = match deployed_on(pass.ctx, node, contract_id).await {
         Ok(d) => d,
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
-            match pass
-                .ctx
-                .grid("deploy", pass.ctx.grid.deploy(node, &desired))
-                .await
-            {
+            match deploy(pass.ctx, node, &desired).await {
                 Ok(()) => {}
                 // The contract is gone (cancelled by a pass that saw the node refuse): drop it
                 // from the status; the next pass creates or adopts a new one.
@@ -284,7 +223,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
     let target = agent(pass)?;
     match pass
         .ctx
-        .grid("agent_config", pass.ctx.grid.agent_config(&target))
+        .grid("agent_config", pass.ctx.grid.agents.config(&target))
         .await
     {
         Ok(_) => {
@@ -321,35 +260,44 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
 }
 
 /// Creates the VM's node contract, or adopts the one a previous pass created (a chain call that
-/// timed out may have landed; a restarted controller finds its own contracts by their tag).
+/// timed out may have landed). The deployment is the same on every pass, so its hash finds the
+/// contract on the chain exactly; the proxy's tag listing (which lags) finds one made for
+/// another placement by a controller that was stopped before recording it.
 async fn create_or_adopt(
     pass: &mut Pass<'_>,
     node: u32,
     hash: &str,
     tag: &ContractTag,
 ) -> Result<u64> {
-    if let Some(c) = my_contracts(pass, "vm", Some(&tag.build))
-        .await?
-        .into_iter()
-        .next()
-    {
+    let exact = contract_for(pass.ctx, node, hash).await?;
+    let listed = match exact {
+        Some(id) => Some(id),
+        None => my_contracts(pass, "vm", Some(&tag.build))
+            .await?
+            .into_iter()
+            .next()
+            .map(|c| c.contract_id),
+    };
+    if let Some(id) = listed {
         pass.event(
             EventType::Normal,
             "AdoptedExistingMachine",
-            &format!("adopted VM contract {} found on the grid", c.contract_id),
+            &format!("adopted VM contract {id} found on the grid"),
         );
-        return Ok(c.contract_id);
+        return Ok(id);
     }
-    let req = NodeContractRequest {
+    let req = CreateNodeContract {
         node_id: node,
         deployment_hash: hash.to_string(),
-        metadata: tag.encode(),
+        deployment_data: tag.encode(),
+        public_ips: 0,
+        solution_provider_id: None,
     };
     match pass
         .ctx
         .grid(
             "create_node_contract",
-            pass.ctx.grid.create_node_contract(&req),
+            pass.ctx.grid.chain.create_node_contract(&req),
         )
         .await
     {
@@ -362,18 +310,14 @@ async fn create_or_adopt(
             Ok(c.contract_id)
         }
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {
-            match my_contracts(pass, "vm", Some(&tag.build))
-                .await?
-                .into_iter()
-                .next()
-            {
-                Some(c) => {
+            match contract_for(pass.ctx, node, hash).await? {
+                Some(id) => {
                     pass.event(
                         EventType::Normal,
                         "AdoptedExistingMachine",
-                        &format!("adopted VM contract {}", c.contract_id),
+                        &format!("adopted VM contract {id}"),
                     );
-                    Ok(c.contract_id)
+                    Ok(id)
                 }
                 None => Err(Error::Grid {
                     call: "create_node_contract",
@@ -395,8 +339,8 @@ async fn failed_deployment(
     workload: &str,
     message: &str,
 ) -> Result<Flow> {
-    let capacity = gridshim::client::GridError::from_workload_message(message).category()
-        == ErrorCategory::Capacity;
+    let capacity =
+        gridapi::GridError::from_workload_message(message).category() == ErrorCategory::Capacity;
     cancel_contract(pass, contract_id).await?;
     if let Some(m) = pass.status.machine.as_mut() {
         m.contract_id = None;

@@ -13,6 +13,7 @@ mod deployment;
 mod email;
 mod gate;
 mod gateway;
+mod grid;
 mod install;
 mod machine;
 mod observe;
@@ -239,7 +240,7 @@ mod tests {
 mod policy_tests {
     use super::*;
     use crate::testing::{FakeGrid, context, tester};
-    use gridshim::{api::ErrorCode, client::GridError};
+    use gridapi::{ErrorCode, GridError};
 
     fn grid_error(source: GridError) -> Error {
         Error::Grid {

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use gridshim::{api::ContractKind, client::ErrorCategory};
+use gridapi::ErrorCategory;
 
 use super::{
     Flow, Pass,
     conditions::{
         GATE_SECURED, GATEWAY_READY, INSTALLED, MACHINE_READY, SCHEDULED, TOKENS_REGISTERED,
     },
-    machine::{agent, my_contracts},
+    grid::{self, agent, my_contracts},
 };
 use crate::{
     error::{Error, Result},
@@ -21,6 +21,13 @@ use crate::{
 
 /// How often an observed tester is looked at again.
 const OBSERVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The machine's contract as found: by id on the chain, or by tag in the proxy's listing.
+struct Found {
+    contract_id: u64,
+    /// `None` for a contract that is not a node contract.
+    node_id: Option<u32>,
+}
 
 /// Reports what exists, with reads only.
 pub async fn observe(pass: &mut Pass<'_>) -> Result<Flow> {
@@ -31,14 +38,24 @@ pub async fn observe(pass: &mut Pass<'_>) -> Result<Flow> {
     let contract = match pass.tester.spec.contract_id {
         Some(id) => match pass
             .ctx
-            .grid("get_contract", pass.ctx.grid.get_contract(id))
+            .grid("get_contract", pass.ctx.grid.chain.get_contract(id))
             .await
         {
-            Ok(c) => Some(c),
+            Ok(c) => Some(Found {
+                contract_id: c.contract_id,
+                node_id: c.node_contract().map(|n| n.node_id),
+            }),
             Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => None,
             Err(e) => return Err(e),
         },
-        None => my_contracts(pass, "vm", None).await?.into_iter().next(),
+        None => my_contracts(pass, "vm", None)
+            .await?
+            .into_iter()
+            .next()
+            .map(|c| Found {
+                contract_id: c.contract_id,
+                node_id: Some(c.node_id),
+            }),
     };
     let Some(contract) = contract else {
         let msg = match pass.tester.spec.contract_id {
@@ -49,7 +66,7 @@ pub async fn observe(pass: &mut Pass<'_>) -> Result<Flow> {
         pass.set(MACHINE_READY, false, "NotFound", &msg);
         return Ok(Flow::Requeue(OBSERVE_INTERVAL));
     };
-    let ContractKind::Node { node_id, .. } = contract.kind else {
+    let Some(node_id) = contract.node_id else {
         let msg = format!(
             "contract {} is a name contract, not a machine's node contract",
             contract.contract_id
@@ -64,13 +81,7 @@ pub async fn observe(pass: &mut Pass<'_>) -> Result<Flow> {
         "Observed",
         &format!("the machine is on node {node_id}"),
     );
-    let deployed = pass
-        .ctx
-        .grid(
-            "get_deployment",
-            pass.ctx.grid.get_deployment(node_id, contract.contract_id),
-        )
-        .await?;
+    let deployed = grid::deployment(pass.ctx, node_id, contract.contract_id).await?;
     let address = deployed
         .workloads
         .iter()
@@ -98,7 +109,7 @@ pub async fn observe(pass: &mut Pass<'_>) -> Result<Flow> {
     let target = agent(pass)?;
     match pass
         .ctx
-        .grid("agent_config", pass.ctx.grid.agent_config(&target))
+        .grid("agent_config", pass.ctx.grid.agents.config(&target))
         .await
     {
         Ok(_) => pass.set(
@@ -140,7 +151,7 @@ async fn observe_name(pass: &mut Pass<'_>) -> Result<()> {
     let me = pass.ctx.grid.twin_id();
     match pass
         .ctx
-        .grid("name_owner", pass.ctx.grid.name_owner(&name))
+        .grid("name_owner", pass.ctx.grid.chain.name_owner(&name))
         .await?
     {
         Some(o) if o.twin_id == me => {

@@ -15,7 +15,7 @@ use tracing::info;
 use super::{
     Pass,
     conditions::{MACHINE_READY, REQUIRED},
-    machine::cancel_contract,
+    grid::cancel_contract,
 };
 use crate::{
     error::Result,

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use gridapi::proxy::{Limit, NodeFilter};
 use kube::Api;
 
 use super::{Flow, Pass, conditions::SCHEDULED};
@@ -161,25 +162,29 @@ pub async fn pool_nodes(
 }
 
 async fn list_pool_nodes(ctx: &Context, pool: &HostPool) -> Result<Vec<NodeView>> {
-    let mut filter = gridshim::api::NodeFilter {
-        size: Some(1000),
-        ..Default::default()
+    // The pool's farm, or exactly its listed nodes: the proxy filters, we page.
+    let filter = match pool.spec.farm {
+        Some(farm) => NodeFilter {
+            farm_ids: vec![farm],
+            ..NodeFilter::default()
+        },
+        None => NodeFilter {
+            node_ids: pool.spec.nodes.clone(),
+            ..NodeFilter::default()
+        },
     };
-    if let Some(farm) = pool.spec.farm {
-        filter.farm_ids = Some(farm.to_string());
-    }
+    const PAGE: u32 = 1000;
     let mut out = Vec::new();
     for page in 1.. {
-        filter.page = Some(page);
-        let got = ctx.grid("list_nodes", ctx.grid.list_nodes(&filter)).await?;
-        let n = got.nodes.len();
-        out.extend(
-            got.nodes
-                .iter()
-                .filter(|node| pool.spec.farm.is_some() || pool.spec.nodes.contains(&node.node_id))
-                .map(NodeView::from_node),
-        );
-        if n < 1000 {
+        let got = ctx
+            .grid(
+                "list_nodes",
+                ctx.grid.proxy.nodes(&filter, Limit::page(page, PAGE)),
+            )
+            .await?;
+        let n = got.items.len();
+        out.extend(got.items.iter().map(NodeView::from_node));
+        if n < PAGE as usize {
             break;
         }
     }

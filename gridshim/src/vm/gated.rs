@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use std::sync::LazyLock;
 
-use crate::api::GateSettings;
+use gridapi::agent::GateSettings;
 
 /// One session key for every gate in this gridshim process. Each gate binds its cookies to its
 /// own client id and public URL, so a cookie from one VM's gate does not open at another's.

@@ -17,8 +17,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceExt;
 
-use crate::api::WorkloadState;
-use crate::server::Sim;
+use crate::state::Sim;
+use gridapi::zos::WorkloadState;
 
 /// The running listeners of one VM.
 struct VmHandle {
@@ -107,7 +107,7 @@ pub async fn start(sim: &Arc<Sim>, key: &str) {
     let (ip, node_id, gate) = {
         let w = sim.world.lock().expect("world lock");
         let Some(v) = w.vms.get(key) else { return };
-        let up = w.nodes.get(&v.node_id).map(|n| n.status) == Some(crate::api::NodeStatus::Up);
+        let up = w.nodes.get(&v.node_id).map(|n| n.status) == Some(gridapi::proxy::NodeStatus::Up);
         if !up {
             return;
         }

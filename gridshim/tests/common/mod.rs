@@ -7,10 +7,193 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use gridshim::api::*;
-use gridshim::client::{Admin, Grid, GridError, HttpGrid};
+pub use gridapi::http::session::SESSION_HEADER;
+pub use gridapi::{
+    ErrorBody, ErrorCategory, ErrorCode, GIB, GridError,
+    agent::*,
+    catalog::*,
+    chain::{Contract, CreateNodeContract, NameOwner},
+    proxy::{Contract as ProxyContract, ContractFilter, Limit, Node, NodeFilter, NodeStatus, Page},
+    zos::*,
+};
+use gridshim::admin::Admin;
 use gridshim::config::Config;
 use gridshim::server::{Running, StartOptions, start};
+#[allow(unused_imports)]
+pub use gridshim::wire::*;
+
+/// The arguments of `create_node_contract` the tests use.
+pub struct NodeContractRequest {
+    pub node_id: u32,
+    pub deployment_hash: String,
+    pub metadata: String,
+}
+
+/// The deployment data of a listed node contract.
+pub fn data_of(c: &ProxyContract) -> Option<&str> {
+    match &c.details {
+        gridapi::proxy::ContractDetails::Node(d) => Some(&d.deployment_data),
+        _ => None,
+    }
+}
+
+/// Every face of a gridshim as one twin, through the seam's HTTP clients (the ones the
+/// controller uses), with the names the tests read best.
+pub struct Client {
+    pub grid: gridapi::Grid,
+    session: std::sync::Arc<gridapi::http::session::Session>,
+}
+
+impl Client {
+    /// The twin's faces of the gridshim at `url`; agents through the gateway's private proxy.
+    pub fn new(url: &str, gateway: &str, twin: u32, secret: &str) -> Self {
+        let mut grid = gridapi::http::connect(&gridapi::http::Endpoints {
+            proxy: url.into(),
+            bus: url.into(),
+            catalog: format!("{url}/catalog"),
+            twin_id: twin,
+            secret: secret.to_string().into(),
+            agent_port: 7070,
+            private_proxy: Some(gateway.into()),
+        })
+        .expect("URLs");
+        let session = std::sync::Arc::new(gridapi::http::session::Session::new(
+            url,
+            twin,
+            secret.to_string().into(),
+            gridapi::http::client(),
+        ));
+        grid.chain = std::sync::Arc::new(gridapi::http::chain::HttpChain::new(session.clone()));
+        grid.nodes = std::sync::Arc::new(gridapi::http::node::HttpNodeBus::new(session.clone()));
+        Client { grid, session }
+    }
+    pub fn twin_id(&self) -> u32 {
+        self.grid.twin_id()
+    }
+    /// Opens a new session (drops the old one).
+    pub async fn connect(&self) -> Result<String, GridError> {
+        self.session.connect().await
+    }
+    pub async fn list_nodes(&self, f: &NodeFilter) -> Result<Page<Node>, GridError> {
+        self.grid.proxy.nodes(f, Limit::default()).await
+    }
+    pub async fn list_nodes_page(
+        &self,
+        f: &NodeFilter,
+        limit: Limit,
+    ) -> Result<Page<Node>, GridError> {
+        self.grid.proxy.nodes(f, limit).await
+    }
+    pub async fn get_node(&self, id: u32) -> Result<Node, GridError> {
+        self.grid.proxy.node(id).await.map(Node::from)
+    }
+    pub async fn create_node_contract(
+        &self,
+        req: &NodeContractRequest,
+    ) -> Result<Contract, GridError> {
+        self.grid
+            .chain
+            .create_node_contract(&CreateNodeContract {
+                node_id: req.node_id,
+                deployment_hash: req.deployment_hash.clone(),
+                deployment_data: req.metadata.clone(),
+                public_ips: 0,
+                solution_provider_id: None,
+            })
+            .await
+    }
+    pub async fn create_name_contract(&self, name: &str) -> Result<Contract, GridError> {
+        self.grid.chain.create_name_contract(name).await
+    }
+    pub async fn cancel_contract(&self, id: u64) -> Result<(), GridError> {
+        self.grid.chain.cancel_contract(id).await
+    }
+    pub async fn get_contract(&self, id: u64) -> Result<Contract, GridError> {
+        self.grid.chain.get_contract(id).await
+    }
+    pub async fn name_owner(&self, name: &str) -> Result<Option<NameOwner>, GridError> {
+        self.grid.chain.name_owner(name).await
+    }
+    /// This twin's contracts as the proxy lists them.
+    pub async fn list_my_contracts(&self) -> Result<Vec<ProxyContract>, GridError> {
+        let f = ContractFilter {
+            twin_id: Some(self.twin_id()),
+            ..ContractFilter::default()
+        };
+        Ok(self.grid.proxy.contracts(&f, Limit::default()).await?.items)
+    }
+    /// The node's twin: 1000 + node id in the tests' configs.
+    fn twin(node: u32) -> u32 {
+        1000 + node
+    }
+    pub async fn deploy(&self, node: u32, d: &Deployment) -> Result<(), GridError> {
+        self.grid.nodes.deploy(Self::twin(node), d).await
+    }
+    pub async fn get_deployment(&self, node: u32, cid: u64) -> Result<Deployment, GridError> {
+        self.grid.nodes.get(Self::twin(node), cid).await
+    }
+    pub async fn deployment_changes(
+        &self,
+        node: u32,
+        cid: u64,
+    ) -> Result<Vec<WorkloadChange>, GridError> {
+        self.grid.nodes.changes(Self::twin(node), cid).await
+    }
+    pub async fn agent_configure_gate(
+        &self,
+        vm: &AgentTarget,
+        g: &GateSettings,
+    ) -> Result<(), GridError> {
+        self.grid.agents.configure_gate(vm, g).await
+    }
+    pub async fn agent_set_engines(
+        &self,
+        vm: &AgentTarget,
+        engines: &[EngineCredential],
+    ) -> Result<(), GridError> {
+        let body = EngineCredentials {
+            engines: engines.to_vec(),
+        };
+        self.grid.agents.set_engines(vm, &body).await
+    }
+    pub async fn agent_set_ssh_keys(
+        &self,
+        vm: &AgentTarget,
+        keys: &[String],
+    ) -> Result<(), GridError> {
+        let body = SshKeys {
+            keys: keys.to_vec(),
+        };
+        self.grid.agents.set_ssh_keys(vm, &body).await
+    }
+    pub async fn agent_set_ai_keys(
+        &self,
+        vm: &AgentTarget,
+        keys: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), GridError> {
+        let body = AiKeys { keys: keys.clone() };
+        self.grid.agents.set_ai_keys(vm, &body).await
+    }
+    pub async fn agent_config(&self, vm: &AgentTarget) -> Result<AgentConfigView, GridError> {
+        self.grid.agents.config(vm).await
+    }
+    pub async fn agent_start_install(
+        &self,
+        vm: &AgentTarget,
+        req: &InstallRequest,
+    ) -> Result<InstallStatus, GridError> {
+        self.grid.agents.start_install(vm, req).await
+    }
+    pub async fn agent_install_status(&self, vm: &AgentTarget) -> Result<InstallStatus, GridError> {
+        self.grid.agents.install_status(vm).await
+    }
+    pub async fn agent_app_health(&self, vm: &AgentTarget) -> Result<AppHealth, GridError> {
+        self.grid.agents.app_health(vm).await
+    }
+    pub async fn catalog(&self) -> Result<Catalog, GridError> {
+        self.grid.catalog.catalog().await
+    }
+}
 
 /// Twin the controller acts as, and another twin.
 pub const US: u32 = 7;
@@ -60,8 +243,8 @@ catalog:
 /// A started gridshim with clients for both twins.
 pub struct Shim {
     pub running: Running,
-    pub us: HttpGrid,
-    pub other: HttpGrid,
+    pub us: Client,
+    pub other: Client,
     pub admin: Admin,
     pub http: reqwest::Client,
 }
@@ -100,9 +283,10 @@ pub async fn shim_cfg(cfg: Config, db: Option<&Path>, reset: bool) -> Shim {
     .await
     .expect("gridshim starts");
     let url = running.url();
+    let gateway = format!("http://{}", running.gateway_addr);
     Shim {
-        us: HttpGrid::new(&url, US, "us"),
-        other: HttpGrid::new(&url, OTHER, "other"),
+        us: Client::new(&url, &gateway, US, "us"),
+        other: Client::new(&url, &gateway, OTHER, "other"),
         admin: Admin::new(&url),
         http: reqwest::Client::new(),
         running,
@@ -195,7 +379,7 @@ pub fn gw_deployment(twin: u32, name: &str, backend: &str) -> Deployment {
 
 /// Creates the contract and sends the deployment; returns the contract id.
 pub async fn submit(
-    grid: &HttpGrid,
+    grid: &Client,
     node: u32,
     d: &mut Deployment,
     metadata: &str,
@@ -213,7 +397,7 @@ pub async fn submit(
 }
 
 /// Polls until no workload is `init` (bounded; no timing is asserted).
-pub async fn settled(grid: &HttpGrid, node: u32, cid: u64) -> Deployment {
+pub async fn settled(grid: &Client, node: u32, cid: u64) -> Deployment {
     for _ in 0..2000 {
         let d = grid
             .get_deployment(node, cid)
@@ -231,7 +415,7 @@ pub async fn settled(grid: &HttpGrid, node: u32, cid: u64) -> Deployment {
 }
 
 /// Deploys a VM and waits for it; returns (contract, agent target).
-pub async fn vm(grid: &HttpGrid, node: u32, key: &str) -> (u64, AgentTarget) {
+pub async fn vm(grid: &Client, node: u32, key: &str) -> (u64, AgentTarget) {
     let mut d = vm_deployment(grid.twin_id(), key, &seed(), 2);
     let cid = submit(grid, node, &mut d, "tester-uid")
         .await

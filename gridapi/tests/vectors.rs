@@ -3,10 +3,7 @@
 //! a `zmachine-light` with zos's own refusal text, and the mycelium addresses of a network and
 //! of a VM.
 
-use gridshim::{
-    api::{Deployment, WorkloadData},
-    zos,
-};
+use gridapi::zos::{self, Deployment, WorkloadData};
 use serde_json::Value;
 
 fn vectors(file: &str) -> Vec<Value> {

@@ -1,0 +1,144 @@
+//! What several steps do on the grid: reach the machine's agent, find our contracts by their
+//! tag, cancel one, and talk to a node by its twin.
+
+use gridapi::{
+    ErrorCategory,
+    agent::AgentTarget,
+    proxy::{ContractDetails, ContractFilter, ContractState, ContractType, Limit},
+    zos::Deployment,
+};
+use secrecy::ExposeSecret;
+
+use super::{Pass, deployment::ContractTag};
+use crate::{
+    context::Context,
+    error::{Error, Result},
+};
+
+/// One of our node contracts, as the proxy lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    /// The contract.
+    pub contract_id: u64,
+    /// Its node.
+    pub node_id: u32,
+    /// The deployment hash it carries.
+    pub deployment_hash: String,
+    /// The tag in its deployment data.
+    pub tag: ContractTag,
+}
+
+/// Every live node contract of our twin that carries a tag, from the proxy (which lags the
+/// chain: a contract created a moment ago may be missing; exact look-ups go to the chain).
+pub async fn tagged_contracts(ctx: &Context) -> Result<Vec<Tagged>> {
+    const PAGE: u32 = 1000;
+    let filter = ContractFilter {
+        twin_id: Some(ctx.grid.twin_id()),
+        kind: Some(ContractType::Node),
+        state: vec![ContractState::Created, ContractState::GracePeriod],
+        ..ContractFilter::default()
+    };
+    let mut out = Vec::new();
+    for page in 1.. {
+        let got = ctx
+            .grid(
+                "list_contracts",
+                ctx.grid.proxy.contracts(&filter, Limit::page(page, PAGE)),
+            )
+            .await?;
+        let n = got.items.len();
+        out.extend(got.items.into_iter().filter_map(|c| match c.details {
+            ContractDetails::Node(d) => ContractTag::decode(&d.deployment_data).map(|tag| Tagged {
+                contract_id: c.contract_id,
+                node_id: d.node_id,
+                deployment_hash: d.deployment_hash,
+                tag,
+            }),
+            _ => None,
+        }));
+        if n < PAGE as usize {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Our live node contracts tagged for this tester with `kind` (and `build`, when given).
+pub async fn my_contracts(pass: &Pass<'_>, kind: &str, build: Option<&str>) -> Result<Vec<Tagged>> {
+    Ok(tagged_contracts(pass.ctx)
+        .await?
+        .into_iter()
+        .filter(|c| {
+            c.tag.tester == pass.uid && c.tag.kind == kind && build.is_none_or(|b| c.tag.build == b)
+        })
+        .collect())
+}
+
+/// The live contract for exactly this deployment on this node, from the chain (exact, no lag).
+pub async fn contract_for(ctx: &Context, node_id: u32, hash: &str) -> Result<Option<u64>> {
+    ctx.grid(
+        "contract_id_by_node_hash",
+        ctx.grid.chain.contract_id_by_node_hash(node_id, hash),
+    )
+    .await
+}
+
+/// Cancels a contract; one that is already gone counts as cancelled.
+pub async fn cancel_contract(pass: &Pass<'_>, id: u64) -> Result<()> {
+    match pass
+        .ctx
+        .grid("cancel_contract", pass.ctx.grid.chain.cancel_contract(id))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The agent of the tester's VM.
+pub fn agent(pass: &Pass<'_>) -> Result<AgentTarget> {
+    let address = pass
+        .status
+        .machine
+        .as_ref()
+        .and_then(|m| m.private_address.clone())
+        .ok_or(Error::MissingField("status.machine.privateAddress"))?;
+    Ok(AgentTarget {
+        mycelium_ip: address,
+        key: pass.ctx.config.agent_key.expose_secret().to_string(),
+    })
+}
+
+/// The twin of a node (the message bus addresses nodes by twin), from the proxy once, then
+/// from memory: a node's twin never changes.
+pub async fn node_twin(ctx: &Context, node_id: u32) -> Result<u32> {
+    if let Some(&twin) = ctx
+        .node_twins
+        .lock()
+        .expect("node twins lock")
+        .get(&node_id)
+    {
+        return Ok(twin);
+    }
+    let node = ctx.grid("get_node", ctx.grid.proxy.node(node_id)).await?;
+    let twin = node.info.twin_id;
+    ctx.node_twins
+        .lock()
+        .expect("node twins lock")
+        .insert(node_id, twin);
+    Ok(twin)
+}
+
+/// The deployment of `contract_id` on `node_id`, with its results.
+pub async fn deployment(ctx: &Context, node_id: u32, contract_id: u64) -> Result<Deployment> {
+    let twin = node_twin(ctx, node_id).await?;
+    ctx.grid("get_deployment", ctx.grid.nodes.get(twin, contract_id))
+        .await
+}
+
+/// Sends a deployment to its node.
+pub async fn deploy(ctx: &Context, node_id: u32, d: &Deployment) -> Result<()> {
+    let twin = node_twin(ctx, node_id).await?;
+    ctx.grid("deploy", ctx.grid.nodes.deploy(twin, d)).await
+}
