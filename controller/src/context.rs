@@ -35,6 +35,9 @@ use crate::{
 pub struct PoolNodes {
     /// The nodes.
     pub nodes: Vec<NodeView>,
+    /// The gateway nodes for new testers: the pool's `gatewayNodes`, then the up and healthy
+    /// gateways the proxy lists in its `gatewayFarms`.
+    pub gateways: Vec<u32>,
     /// When the listing was taken.
     pub listed_at: Instant,
 }

@@ -79,6 +79,7 @@ pub async fn reconcile(pool: Arc<HostPool>, ctx: Arc<Context>) -> Result<Action>
                     fit: r.fit(need),
                 })
                 .collect();
+            status.gateway_nodes = listing.gateways.clone();
             status.node_count = status.nodes.len() as u32;
             status.online_count = status.nodes.iter().filter(|n| n.online).count() as u32;
             status.fit = status.nodes.iter().map(|n| n.fit).sum();

@@ -29,6 +29,8 @@ pub struct TestNode {
     /// Gateway domain (`None`: a capacity node; it takes testers only when their HostPool names
     /// gateway nodes).
     pub domain: Option<String>,
+    /// Farm id (1 unless a test needs another).
+    pub farm_id: u32,
 }
 
 impl TestNode {
@@ -39,6 +41,7 @@ impl TestNode {
             sru_gib,
             mru_gib,
             domain: Some(format!("n{id}.grid.localhost")),
+            farm_id: 1,
         }
     }
 }
@@ -98,8 +101,9 @@ impl Gridshim {
         );
         for node in nodes {
             yaml.push_str(&format!(
-                "  - {{id: {}, farm_id: 1, cru: 64, mru_gib: {}, sru_gib: {}{}}}\n",
+                "  - {{id: {}, farm_id: {}, cru: 64, mru_gib: {}, sru_gib: {}{}}}\n",
                 node.id,
+                node.farm_id,
                 node.mru_gib,
                 node.sru_gib,
                 node.domain

@@ -669,3 +669,74 @@ async fn deletion_waits_for_an_unreachable_engine_but_not_for_a_deleted_one() {
     let holders: Vec<&str> = tokens.iter().map(|t| t.tester.as_str()).collect();
     assert_eq!(holders, [identities[0].as_str()], "{tokens:?}");
 }
+
+/// A HostPool that names no gateway node but a gateway farm: the controller finds the farm's
+/// gateways in the proxy's `/gateways` listing (only the up and healthy ones), puts the machine
+/// on a capacity node without a domain and its name proxy on a discovered gateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_nodes_are_discovered_in_the_pools_gateway_farms() {
+    let capacity = TestNode {
+        domain: None,
+        ..TestNode::new(1, 500, 64)
+    };
+    let gateway = TestNode {
+        farm_id: 2,
+        ..TestNode::new(7, 100, 16)
+    };
+    let down_gateway = TestNode {
+        farm_id: 2,
+        ..TestNode::new(8, 100, 16)
+    };
+    let other_farm = TestNode {
+        farm_id: 3,
+        ..TestNode::new(9, 100, 16)
+    };
+    let s = Stack::start(
+        "gwfarm",
+        &[capacity, gateway, down_gateway, other_farm],
+        "",
+        &[],
+    )
+    .await;
+    s.grid.admin.set_node(8, &set_down(true)).await.unwrap();
+    s.apply(
+        &json!({
+            "apiVersion": "sandbox.hero.dev/v1alpha1",
+            "kind": "HostPool",
+            "metadata": {"name": "pool"},
+            "spec": {
+                "nodes": [1],
+                "gatewayFarms": [2],
+                "perTester": {"cpu": 1, "memoryGiB": 1, "diskGiB": 10},
+            },
+        })
+        .to_string(),
+    );
+    s.apply(&tester("g", "gus", "pool").build());
+    let t = wait::ready(&s.api, "g", TIMEOUT).await.unwrap();
+    assert_eq!(node_of(&t), Some(1), "on the capacity node");
+    let status = t.status.unwrap();
+    assert_eq!(
+        status.machine.as_ref().unwrap().gateway_node_id,
+        Some(7),
+        "the farm's only up gateway"
+    );
+    assert!(status.url.unwrap().contains(".n7.grid.localhost"));
+    let inspect = s.grid.admin.inspect().await.unwrap();
+    assert_eq!(inspect.gateways.len(), 1);
+    assert_eq!(inspect.gateways[0].node_id, 7);
+    let pools: kube::Api<HostPool> = kube::Api::namespaced(s.api.clone().into_client(), &s.ns.name);
+    let pool = wait::object_until(
+        &pools,
+        "pool",
+        TIMEOUT,
+        "gateway nodes in status",
+        |p: &HostPool| {
+            p.status
+                .as_ref()
+                .is_some_and(|st| st.gateway_nodes == vec![7])
+        },
+    )
+    .await;
+    assert!(pool.is_ok(), "{pool:?}");
+}

@@ -850,3 +850,23 @@ async fn chain_storage_look_ups_are_exact() {
         None
     );
 }
+
+/// The gateway listing filters by farm, status and health as the controller asks it.
+#[tokio::test]
+async fn gateways_of_a_farm_that_are_up_and_healthy() {
+    let s = shim("").await;
+    let f = NodeFilter {
+        farm_ids: vec![2],
+        status: vec![NodeStatus::Up],
+        healthy: Some(true),
+        ..Default::default()
+    };
+    let page =
+        s.us.grid
+            .proxy
+            .gateways(&f, Limit::page(1, 1000))
+            .await
+            .unwrap();
+    let ids: Vec<u32> = page.items.iter().map(|n| n.info.node_id).collect();
+    assert_eq!(ids, [13]);
+}

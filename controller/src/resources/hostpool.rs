@@ -62,6 +62,13 @@ pub struct HostPoolSpec {
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(n, n >= 1)").message("gatewayNodes must be grid node ids (1 or more)"))]
     pub gateway_nodes: Vec<u32>,
+    /// Farms whose gateway nodes also run the testers' name proxies: every node the grid
+    /// proxy's gateway listing shows up and healthy in these farms, found anew at each refresh
+    /// (a tester keeps the gateway node it was given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(f, f >= 1)").message("gatewayFarms must be grid farm ids (1 or more)"))]
+    pub gateway_farms: Vec<u32>,
     /// Moving testers off dead nodes.
     #[serde(default)]
     pub remediation: Remediation,
@@ -184,6 +191,10 @@ pub struct HostPoolStatus {
     /// Testers whose machine is unreachable or whose node is down.
     #[serde(default)]
     pub unhealthy: u32,
+    /// The gateway nodes new testers' name proxies go to: `gatewayNodes` and those found in
+    /// `gatewayFarms`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_nodes: Vec<u32>,
     /// Per node: online, real free disk and memory, testers placed, how many more fit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["nodeId"]))]

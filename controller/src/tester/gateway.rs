@@ -1,7 +1,7 @@
 //! Step `GatewayReady`: a public name, unique to this tester for life, routed to its VM.
 
 use gridapi::{ErrorCategory, GridError, chain::CreateNodeContract};
-use kube::runtime::events::EventType;
+use kube::{ResourceExt, runtime::events::EventType};
 
 use super::{
     Flow, Pass,
@@ -211,8 +211,8 @@ async fn gateway_node(pass: &mut Pass<'_>) -> Result<u32> {
     if let Some(n) = pass.status.machine.as_ref().and_then(|m| m.gateway_node_id) {
         return Ok(n);
     }
-    let gateways = match pass.ctx.pool_of(pass.tester) {
-        Some(pool) => pool.spec.gateway_nodes.clone(),
+    let pool = match pass.ctx.pool_of(pass.tester) {
+        Some(pool) => Some(pool),
         None => {
             pass.ctx.kube_turn().await;
             let pools: kube::Api<crate::resources::HostPool> =
@@ -224,9 +224,18 @@ async fn gateway_node(pass: &mut Pass<'_>) -> Result<u32> {
                     action: "reading the Tester's HostPool",
                     source,
                 })?
-                .map(|p| p.spec.gateway_nodes)
-                .unwrap_or_default()
+                .map(std::sync::Arc::new)
         }
+    };
+    let gateways = match pool {
+        Some(pool) if !pool.spec.gateway_farms.is_empty() => {
+            let key = format!("{}/{}", pass.ns, pool.name_any());
+            super::schedule::pool_nodes(pass.ctx, &key, &pool, super::schedule::LISTING_MAX_AGE)
+                .await?
+                .gateways
+        }
+        Some(pool) => pool.spec.gateway_nodes.clone(),
+        None => Vec::new(),
     };
     if gateways.is_empty() {
         return Ok(pass

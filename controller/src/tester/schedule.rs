@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use gridapi::proxy::{Limit, NodeFilter};
+use gridapi::proxy::{Limit, NodeFilter, NodeStatus};
 use kube::Api;
 
 use super::{Flow, Pass, conditions::SCHEDULED};
@@ -16,7 +16,7 @@ use crate::{
 /// How old a node listing may be when a placement is decided from it. The ledger makes an old
 /// listing safe (it subtracts what the listing does not show yet); a fresh one finds capacity
 /// that others freed.
-const LISTING_MAX_AGE: Duration = Duration::from_secs(5);
+pub const LISTING_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// Owns `Scheduled`. Records the placement in the status before anything is created on the
 /// grid, while holding the ledger, so two testers never take the same last place.
@@ -65,7 +65,7 @@ pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
     let mut ledger = pass.ctx.ledger.lock().await;
     // Without gateway nodes the name proxy runs on the machine's own node, which then needs a
     // gateway domain; with them, any node of the pool will do.
-    let own_gateway = pool.spec.gateway_nodes.is_empty();
+    let own_gateway = listing.gateways.is_empty();
     let rooms: Vec<_> = ledger
         .rooms(&listing.nodes, listing.listed_at)
         .into_iter()
@@ -153,12 +153,43 @@ pub async fn pool_nodes(
     }
     let listed_at = Instant::now();
     let nodes = list_pool_nodes(ctx, pool).await?;
-    let listing = PoolNodes { nodes, listed_at };
+    let gateways = gateway_nodes(ctx, pool).await?;
+    let listing = PoolNodes {
+        nodes,
+        gateways,
+        listed_at,
+    };
     ctx.pools
         .lock()
         .expect("pools lock")
         .insert(key.to_string(), listing.clone());
     Ok(listing)
+}
+
+/// The pool's `gatewayNodes`, then every up and healthy gateway the proxy lists in its
+/// `gatewayFarms`.
+async fn gateway_nodes(ctx: &Context, pool: &HostPool) -> Result<Vec<u32>> {
+    let mut out = pool.spec.gateway_nodes.clone();
+    if !pool.spec.gateway_farms.is_empty() {
+        let filter = NodeFilter {
+            farm_ids: pool.spec.gateway_farms.clone(),
+            status: vec![NodeStatus::Up],
+            healthy: Some(true),
+            ..NodeFilter::default()
+        };
+        let found = ctx
+            .grid(
+                "list_gateways",
+                ctx.grid.proxy.gateways(&filter, Limit::page(1, 1000)),
+            )
+            .await?;
+        for n in found.items {
+            if !out.contains(&n.info.node_id) {
+                out.push(n.info.node_id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn list_pool_nodes(ctx: &Context, pool: &HostPool) -> Result<Vec<NodeView>> {
