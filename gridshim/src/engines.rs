@@ -8,8 +8,8 @@
 //! `engines.token_store_unavailable`). Tokens are stored as SHA-256 only.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,93 +17,14 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::prelude::*;
-use crate::state::{Sim, sha256_hex};
+use crate::state::{Sim, engines::Slot, sha256_hex};
 
-/// One engine.
-#[derive(Debug)]
-struct Slot {
-    name: &'static str,
-    call_path: &'static str,
-    ip: String,
-    port: Mutex<u16>,
-    available: AtomicBool,
-    stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
-}
-
-/// The engines.
-#[derive(Debug)]
-pub struct Engines {
-    slots: Vec<Slot>,
-}
-
-impl Engines {
-    /// From config.
-    pub fn new(cfg: &Config) -> Engines {
-        let ip = cfg
-            .engines
-            .ip
-            .clone()
-            .unwrap_or_else(|| cfg.private_network.admin_ip());
-        let slot = |name: &'static str, call_path, port| Slot {
-            name,
-            call_path,
-            ip: ip.clone(),
-            port: Mutex::new(port),
-            available: AtomicBool::new(
-                !cfg.engines
-                    .token_store_unavailable
-                    .iter()
-                    .any(|e| e == name),
-            ),
-            stop: Mutex::new(None),
-        };
-        Engines {
-            slots: vec![
-                slot("embedder", "/v1/embeddings", cfg.engines.embedder_port),
-                slot("voice", "/v1/transcriptions", cfg.engines.voice_port),
-            ],
-        }
-    }
-
-    fn slot(&self, name: &str) -> ApiResult<&Slot> {
-        self.slots
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| ApiError::not_found(ErrorCode::NotFound, format!("no engine {name:?}")))
-    }
-
-    /// Opens every engine whose token store is available.
-    pub async fn start_all(&self, sim: &Arc<Sim>) {
-        for s in &self.slots {
-            open(sim, s).await;
-        }
-    }
-
-    /// Closes every listener.
-    pub fn stop_all(&self) {
-        for s in &self.slots {
-            if let Some(tx) = s.stop.lock().expect("engine lock").take() {
-                let _ = tx.send(true);
-            }
-        }
-    }
-
-    fn info(&self, sim: &Sim) -> Vec<EngineInfo> {
-        let w = sim.world.lock().expect("world lock");
-        self.slots
-            .iter()
-            .map(|s| EngineInfo {
-                name: s.name.into(),
-                url: format!("http://{}:{}", s.ip, s.port.lock().expect("engine lock")),
-                call_path: s.call_path.into(),
-                listening: s.stop.lock().expect("engine lock").is_some(),
-                token_store_available: s.available.load(Ordering::SeqCst),
-                tokens: w.tokens.keys().filter(|(e, _)| e == s.name).count(),
-            })
-            .collect()
+/// Opens every engine whose token store is available.
+pub async fn start_all(sim: &Arc<Sim>) {
+    for s in &sim.engines.slots {
+        open(sim, s).await;
     }
 }
 
@@ -255,7 +176,10 @@ pub fn routes() -> Router<Arc<Sim>> {
 }
 
 async fn list(State(sim): State<Arc<Sim>>) -> Json<Vec<EngineInfo>> {
-    Json(sim.engines.info(&sim))
+    Json(sim.engines.info(|engine| {
+        let w = sim.world.lock().expect("world lock");
+        w.tokens.keys().filter(|(e, _)| e == engine).count()
+    }))
 }
 
 fn store_up(sim: &Sim, engine: &str) -> ApiResult<()> {

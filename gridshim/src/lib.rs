@@ -6,11 +6,13 @@
 //! the simulator:
 //!
 //! ```text
-//!   server (listeners, router) ──► faces: proxy, chain, node, dataplane, agent, engines,
-//!        │                                catalog, faults, inspect
-//!        ▼                                   │
-//!   state (Sim, World) ◄─────────────────────┘   error (ApiError)   store (SQLite)
+//!   server (listeners, router)
+//!     └─► faces: proxy, chain ─► node ─► vm (+ vm::agent), dataplane, engines, catalog,
+//!                control (admin), inspect
+//!           └─► state (Sim, World; state::{catalog, engines, vms}: what the sub-systems hold)
+//!                 └─► faults (registry), error, store, config, timing, wire
 //! ```
+//! Each arrow points down only: no module depends on one above it.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
@@ -19,13 +21,13 @@ pub mod admin;
 pub mod wire;
 
 #[cfg(feature = "server")]
-pub mod agent;
-#[cfg(feature = "server")]
 pub mod catalog;
 #[cfg(feature = "server")]
 pub mod chain;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod control;
 #[cfg(feature = "server")]
 pub mod dataplane;
 #[cfg(feature = "server")]

@@ -94,7 +94,7 @@ pub async fn start(mut cfg: Config, opts: StartOptions) -> Result<Running, Start
     };
     let store = Store::open(db.as_deref(), opts.reset)?;
     let sim = Sim::new(cfg, store)?;
-    crate::agent::interrupted_installs(&sim);
+    crate::vm::agent::interrupted_installs(&sim);
     let mut tasks = Vec::new();
 
     let listener = tokio::net::TcpListener::bind(&sim.cfg.listen)
@@ -129,7 +129,7 @@ pub async fn start(mut cfg: Config, opts: StartOptions) -> Result<Running, Start
             tracing::error!(error = %e, "gateway stopped");
         }
     }));
-    sim.engines.start_all(&sim).await;
+    crate::engines::start_all(&sim).await;
     crate::node::resume(&sim).await;
     tracing::info!(%addr, %gateway_addr, profile = ?sim.timing.profile, scale = sim.timing.scale, "gridshim started");
     Ok(Running {
@@ -170,7 +170,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(crate::dataplane::routes())
         .merge(crate::engines::routes())
         .merge(crate::catalog::routes())
-        .merge(crate::faults::routes())
+        .merge(crate::control::routes())
         .merge(crate::inspect::routes())
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),

@@ -1,15 +1,15 @@
 //! Simulated VMs: each zmachine gets two listeners on its own loopback address (standing for
-//! its mycelium address): the agent API ([`crate::agent`]) and the web side, wrapped by the
+//! its mycelium address): the agent API ([`agent`]) and the web side, wrapped by the
 //! sign-in gate ([`gated::gated`]). They are tokio tasks, so 1,000 VMs fit in one process.
 //!
 //! Listeners open only once the VM is reachable (after the reachability delay), close when the
 //! node goes down or the contract is cleaned up, and reopen when gridshim restarts.
 
+pub mod agent;
 pub mod gated;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -17,85 +17,21 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceExt;
 
-use crate::state::Sim;
+use crate::state::{Sim, vms::VmHandle};
 use gridapi::zos::WorkloadState;
 
-/// The running listeners of one VM.
-struct VmHandle {
-    node_id: u32,
-    alive: Arc<AtomicBool>,
-    stop: tokio::sync::watch::Sender<bool>,
-    web: Arc<RwLock<Router>>,
-}
-
-/// The VMs' listeners.
-#[derive(Default)]
-pub struct VmRuntime {
-    running: Mutex<HashMap<String, VmHandle>>,
-}
-
-impl std::fmt::Debug for VmRuntime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VmRuntime").finish_non_exhaustive()
-    }
-}
-
-impl VmRuntime {
-    /// Whether a VM's listeners are open.
-    pub fn is_listening(&self, key: &str) -> bool {
-        self.running.lock().expect("vm lock").contains_key(key)
-    }
-
-    /// Closes a VM's listeners.
-    pub fn stop(&self, key: &str) {
-        if let Some(h) = self.running.lock().expect("vm lock").remove(key) {
-            h.alive.store(false, Ordering::SeqCst);
-            let _ = h.stop.send(true);
-        }
-    }
-
-    /// Closes the listeners of every VM of a node.
-    pub fn stop_node(&self, _sim: &Sim, node_id: u32) {
-        let keys: Vec<String> = self
-            .running
-            .lock()
-            .expect("vm lock")
-            .iter()
-            .filter(|(_, h)| h.node_id == node_id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            self.stop(&k);
-        }
-    }
-
-    /// Closes every listener.
-    pub fn stop_all(&self) {
-        let keys: Vec<String> = self
-            .running
-            .lock()
-            .expect("vm lock")
-            .keys()
-            .cloned()
-            .collect();
-        for k in keys {
-            self.stop(&k);
-        }
-    }
-
-    /// Rebuilds a VM's web side after its gate settings changed.
-    pub fn refresh_gate(&self, sim: &Arc<Sim>, key: &str) {
-        let gate = sim
-            .world
-            .lock()
-            .expect("world lock")
-            .vms
-            .get(key)
-            .and_then(|v| v.gate.clone());
-        if let Some(h) = self.running.lock().expect("vm lock").get(key) {
-            *h.web.write().expect("web lock") =
-                gated::gated(web_app(sim.clone(), key.to_string()), gate);
-        }
+/// Rebuilds a VM's web side after its gate settings changed.
+pub fn refresh_gate(sim: &Arc<Sim>, key: &str) {
+    let gate = sim
+        .world
+        .lock()
+        .expect("world lock")
+        .vms
+        .get(key)
+        .and_then(|v| v.gate.clone());
+    if let Some(h) = sim.vms.running.lock().expect("vm lock").get(key) {
+        *h.web.write().expect("web lock") =
+            gated::gated(web_app(sim.clone(), key.to_string()), gate);
     }
 }
 
@@ -149,7 +85,7 @@ pub async fn start(sim: &Arc<Sim>, key: &str) {
             },
         );
     }
-    let agent_app = crate::agent::router(sim.clone(), key.to_string(), alive.clone());
+    let agent_app = crate::vm::agent::router(sim.clone(), key.to_string(), alive.clone());
     let web_alive = alive.clone();
     let web_app = Router::new().fallback(move |req: Request| {
         let web = web.clone();

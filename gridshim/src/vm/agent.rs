@@ -118,7 +118,7 @@ async fn set_gate(
         Ok(())
     })?;
     tracing::info!(vm = %ctx.key, "gate configured");
-    ctx.sim.vms.refresh_gate(&ctx.sim, &ctx.key);
+    crate::vm::refresh_gate(&ctx.sim, &ctx.key);
     Ok(Json(()))
 }
 

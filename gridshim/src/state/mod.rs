@@ -13,17 +13,21 @@ use std::time::Instant;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::CatalogState;
+pub mod catalog;
+pub mod engines;
+pub mod vms;
+
 use crate::config::Config;
-use crate::engines::Engines;
 use crate::error::StartError;
 use crate::error::{ApiError, ApiResult};
 use crate::faults::{Faults, Hit};
 use crate::prelude::*;
 use crate::store::{Store, StoreError};
 use crate::timing::{Timing, Wait};
-use crate::vm::VmRuntime;
 use crate::wire::*;
+use catalog::CatalogState;
+use engines::Engines;
+use vms::VmRuntime;
 
 /// A chain/node session.
 #[derive(Debug, Clone)]
