@@ -1,5 +1,5 @@
 //! The proxy face: grid-proxy's REST API verbatim (`GET /nodes`, `/nodes/{id}`, `/gateways`,
-//! `/gateways/{id}`, `/contracts`, `/farms`; JSON arrays, the `count` header with
+//! `/gateways/{id}`, `/contracts`, `/farms`; JSON arrays, the `count`, `size` and `pages` headers with
 //! `ret_count=true`, the real query filters, `{"error": ...}` answers). It lags like the real
 //! indexer: used capacity shows what nodes reported a while ago, a node that went silent stays
 //! `up` for the proxy's grace time, and a new contract shows only after the lag.
@@ -155,8 +155,10 @@ fn page<T: Serialize>(items: Vec<T>, limit: Limit) -> Response {
         .collect();
     let mut r = Json(items).into_response();
     if limit.ret_count {
-        r.headers_mut()
-            .insert(COUNT_HEADER, HeaderValue::from(total as u64));
+        let h = r.headers_mut();
+        h.insert(COUNT_HEADER, HeaderValue::from(total as u64));
+        h.insert("size", HeaderValue::from(size as u64));
+        h.insert("pages", HeaderValue::from(total.div_ceil(size) as u64));
     }
     r
 }

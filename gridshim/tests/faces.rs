@@ -757,6 +757,8 @@ async fn proxy_answers_in_grid_proxys_own_shapes() {
     };
     let r = get("/nodes?farm_ids=1&farm_ids=2&ret_count=true&size=2&page=1".into()).await;
     assert_eq!(r.headers()["count"], "4");
+    assert_eq!(r.headers()["size"], "2");
+    assert_eq!(r.headers()["pages"], "2");
     let page: serde_json::Value = r.json().await.unwrap();
     assert_eq!(page.as_array().unwrap().len(), 2);
     let n12 = &get("/nodes?node_ids=12".into())
