@@ -57,7 +57,7 @@ pub mod vm;
 #[cfg(feature = "server")]
 mod prelude {
     pub use gridapi::{
-        ErrorCode, MIB,
+        ErrorCode,
         agent::*,
         catalog::*,
         chain::{NameOwner, check_name},
