@@ -64,8 +64,9 @@ pub struct Context {
     pub engines: Arc<dyn Engines>,
     /// The welcome emails' transport (`None` without `SMTP_URL`).
     pub mailer: Option<Mailer>,
-    /// Publishes Events.
-    pub recorder: Recorder,
+    /// Who publishes Events (a Recorder is made per pass, so no cache of Events outlives it:
+    /// with at most a few Events per tester there is nothing to aggregate).
+    pub reporter: Reporter,
     /// Every placement made, guarded for the whole of a placement decision.
     pub ledger: tokio::sync::Mutex<Ledger>,
     /// Node listings per HostPool (`namespace/name`), refreshed by the HostPool reconciler.
@@ -98,13 +99,10 @@ impl Context {
         config: Config,
         metrics: Metrics,
     ) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "sandbox-controller".into(),
-                instance: Some(config.identity.clone()),
-            },
-        );
+        let reporter = Reporter {
+            controller: "sandbox-controller".into(),
+            instance: Some(config.identity.clone()),
+        };
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
@@ -121,7 +119,7 @@ impl Context {
             mailer,
             config,
             metrics,
-            recorder,
+            reporter,
             ledger: Default::default(),
             pools: Default::default(),
             node_twins: Default::default(),
@@ -171,6 +169,11 @@ impl Context {
         stores
             .pools
             .get(&ObjectRef::new(&tester.spec.host_pool).within(&ns))
+    }
+
+    /// A Recorder for one pass's Events.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
     /// Counts an API write (benchmarks check that steady state makes none).

@@ -4,7 +4,6 @@ use secrecy::ExposeSecret;
 use std::collections::BTreeSet;
 
 use gridapi::agent::GateSettings;
-use kube::runtime::events::EventType;
 
 use super::{Flow, Pass, conditions::GATE_SECURED, grid::agent};
 use crate::error::{Error, Result};
@@ -80,13 +79,10 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
             )
             .await?;
         if drifted {
-            pass.event(
-                EventType::Normal,
-                "GateConfigured",
-                &format!(
-                    "sign-in gate configured for {} accounts",
-                    desired.allowed_accounts.len()
-                ),
+            tracing::info!(
+                tester = %pass.name,
+                accounts = desired.allowed_accounts.len(),
+                "sign-in gate configured"
             );
         }
     }

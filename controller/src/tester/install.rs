@@ -70,14 +70,11 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
                 .collect();
             let installed = InstalledVersions { channel, versions };
             if pass.status.installed.as_ref() != Some(&installed) {
-                pass.event(
-                    EventType::Normal,
-                    "Installed",
-                    &format!(
-                        "{} components installed from {}",
-                        installed.versions.len(),
-                        channel.as_str()
-                    ),
+                tracing::info!(
+                    tester = %pass.name,
+                    components = installed.versions.len(),
+                    channel = channel.as_str(),
+                    "installed"
                 );
             }
             pass.status.installed = Some(installed);

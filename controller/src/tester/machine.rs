@@ -215,9 +215,10 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         .status
         .machine
         .get_or_insert_with(MachineStatus::default);
+    // Written with the pass's status: the address is derived again from the deployment if the
+    // controller stops before that.
     if machine.private_address.as_deref() != Some(address.as_str()) {
         machine.private_address = Some(address.clone());
-        pass.persist().await?;
     }
 
     let target = agent(pass)?;
@@ -302,11 +303,7 @@ async fn create_or_adopt(
         .await
     {
         Ok(c) => {
-            pass.event(
-                EventType::Normal,
-                "ContractCreated",
-                &format!("VM contract {} created on node {node}", c.contract_id),
-            );
+            tracing::info!(tester = %pass.name, contract = c.contract_id, node, "VM contract created");
             Ok(c.contract_id)
         }
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {

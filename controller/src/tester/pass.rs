@@ -129,7 +129,8 @@ impl<'a> Pass<'a> {
         Api::namespaced(self.ctx.client.clone(), &self.ns)
     }
 
-    /// Sets a condition to True or False; a transition is also published as an Event.
+    /// Sets a condition to True or False; a transition worth telling is also published as an
+    /// Event (see [`transition_event`]).
     pub fn set(&mut self, type_: &str, ok: bool, reason: &str, message: &str) {
         self.set_status(type_, if ok { "True" } else { "False" }, reason, message);
     }
@@ -145,16 +146,8 @@ impl<'a> Pass<'a> {
             condition(type_, status, reason, message, self.tester),
             Time(Timestamp::now()),
         );
-        if changed && status != "Unknown" {
-            self.event(
-                if status == "False" {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason,
-                &format!("{type_}={status}: {message}"),
-            );
+        if changed && let Some(kind) = transition_event(type_, status, reason, before.as_ref()) {
+            self.event(kind, reason, &format!("{type_}={status}: {message}"));
         }
     }
 
@@ -309,10 +302,14 @@ impl<'a> Pass<'a> {
 
     /// Publishes the queued Events (best effort: an Event that cannot be written is dropped).
     pub async fn publish_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
         let reference = self.tester.object_ref(&());
+        let recorder = self.ctx.recorder();
         for event in std::mem::take(&mut self.events) {
             self.ctx.kube_turn().await;
-            if self.ctx.recorder.publish(&event, &reference).await.is_ok() {
+            if recorder.publish(&event, &reference).await.is_ok() {
                 self.ctx.count_write("create", "events");
             }
         }
@@ -389,6 +386,56 @@ pub fn readiness(conds: &[Condition], deleting: bool) -> Option<Readiness> {
     })
 }
 
+/// Reasons that say a step is on its way, not that something failed: they live in the
+/// conditions only, never in an Event.
+const PROGRESS: [&str; 17] = [
+    "Pending",
+    "Deploying",
+    "Provisioning",
+    "Configuring",
+    "Installing",
+    "Sending",
+    "Rebuilding",
+    "Remediating",
+    "WaitingForReady",
+    "UpToDate",
+    "NewerVersions",
+    "Disabled",
+    "Deleting",
+    "Deleted",
+    "Observed",
+    "ObserveOnly",
+    "Resumed",
+];
+
+/// Whether `reason` is progress rather than a failure (`Ready`'s own reason names the first
+/// step that does not hold yet, `<Step>NotReady`: progress too).
+pub fn is_progress(reason: &str) -> bool {
+    PROGRESS.contains(&reason) || reason.ends_with("NotReady")
+}
+
+/// The Event a condition transition is worth, if any: a failure is a Warning; the placement,
+/// `Ready`, the welcome email and a recovery from a failure are Normal; progress is none. A
+/// tester's happy path publishes at most three Events.
+pub fn transition_event(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    before: Option<&(String, String)>,
+) -> Option<EventType> {
+    use conditions::{READY, SCHEDULED, WELCOME_EMAIL_SENT};
+    match status {
+        "False" if !is_progress(reason) => Some(EventType::Warning),
+        "True" if [SCHEDULED, READY, WELCOME_EMAIL_SENT].contains(&type_) => {
+            Some(EventType::Normal)
+        }
+        "True" if before.is_some_and(|(s, r)| s == "False" && !is_progress(r)) => {
+            Some(EventType::Normal)
+        }
+        _ => None,
+    }
+}
+
 fn condition(type_: &str, status: &str, reason: &str, message: &str, tester: &Tester) -> Condition {
     Condition {
         type_: type_.to_string(),
@@ -457,5 +504,35 @@ mod tests {
         let mut done = all_steps_true();
         done.push(cond(conditions::READY, "False", "Deleted", "nothing left"));
         assert_eq!(readiness(&done, true), None);
+    }
+
+    #[test]
+    fn progress_is_not_an_event_failures_are_warnings_and_the_happy_path_is_three_normals() {
+        use kube::runtime::events::EventType::{Normal, Warning};
+        let t = |status, reason| transition_event("MachineReady", status, reason, None);
+        assert_eq!(t("False", "Deploying"), None);
+        assert_eq!(t("False", "Pending"), None);
+        assert_eq!(
+            transition_event("Ready", "False", "MachineReadyNotReady", None),
+            None
+        );
+        assert_eq!(t("False", "Unreachable"), Some(Warning));
+        assert_eq!(
+            t("True", "Reachable"),
+            None,
+            "a step done is in the conditions"
+        );
+        let failed = ("False".to_string(), "Unreachable".to_string());
+        assert_eq!(
+            transition_event("MachineReady", "True", "Reachable", Some(&failed)),
+            Some(Normal),
+            "a recovery is told"
+        );
+        let happy: Vec<_> = ["Scheduled", "MachineReady", "GatewayReady", "GateSecured"]
+            .into_iter()
+            .chain(["TokensRegistered", "Installed", "Ready", "WelcomeEmailSent"])
+            .filter_map(|c| transition_event(c, "True", "Done", None))
+            .collect();
+        assert_eq!(happy, [Normal, Normal, Normal]);
     }
 }

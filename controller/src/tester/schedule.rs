@@ -22,13 +22,20 @@ pub const LISTING_MAX_AGE: Duration = Duration::from_secs(5);
 /// grid, while holding the ledger, so two testers never take the same last place.
 pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
     let pool_name = pass.tester.spec.host_pool.clone();
-    pass.ctx.kube_turn().await;
-    let pools: Api<HostPool> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    let Some(pool) = pools
-        .get_opt(&pool_name)
-        .await
-        .kube("reading the Tester's HostPool")?
-    else {
+    // From the watch's cache; from the API server when the cache has not seen it (yet).
+    let pool = match pass.ctx.pool_of(pass.tester) {
+        Some(pool) => Some(pool),
+        None => {
+            pass.ctx.kube_turn().await;
+            let pools: Api<HostPool> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+            pools
+                .get_opt(&pool_name)
+                .await
+                .kube("reading the Tester's HostPool")?
+                .map(std::sync::Arc::new)
+        }
+    };
+    let Some(pool) = pool else {
         pass.set(
             SCHEDULED,
             false,
@@ -81,6 +88,9 @@ pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
                     counted_after: None,
                 },
             );
+            // The place is held in the ledger: no other tester takes it while the placement is
+            // written, and the lock is not held across that write.
+            drop(ledger);
             pass.status.placement = Some(Placement {
                 node_id,
                 cpu: need.cpu,
@@ -95,7 +105,7 @@ pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
                 &format!("placed on node {node_id} of HostPool {pool_name}"),
             );
             if let Err(e) = pass.persist().await {
-                ledger.release(&pass.uid);
+                pass.ctx.ledger.lock().await.release(&pass.uid);
                 pass.status.placement = None;
                 pass.status.host = None;
                 return Err(e);
