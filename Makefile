@@ -30,6 +30,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run -q -p controller --bin crdgen -- crds
 
+.PHONY: forge
+forge: ## Build the pinned Gitea (first run only) and start the Forge; prints FORGE_URL and FORGE_TOKEN_FILE
+	@bash hack/build-tools.sh gitea && bash hack/forge.sh up
+
 cluster-up: ## Start (or reuse) the local control plane and print the KUBECONFIG line
 	@bash hack/cluster.sh up
 

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod fixtures;
+pub mod forge;
 pub mod helm;
 pub mod probe;
 pub mod procs;

@@ -1,0 +1,138 @@
+//! The Forge: a real Gitea (built by `hack/build-tools.sh gitea`), started by `hack/forge.sh` in
+//! a data folder of its own on a free port, and stopped (its folder removed) when dropped.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context, bail};
+
+use crate::repo_root;
+
+/// A running Gitea of this test process.
+pub struct Forge {
+    /// Its root URL, with the trailing slash (`http://127.0.0.1:PORT/`).
+    pub url: String,
+    /// Its data folder (`FORGE_DIR`).
+    pub dir: PathBuf,
+    /// The file `hack/forge.sh` wrote the administrator's API token to.
+    pub token_file: PathBuf,
+    token: String,
+}
+
+/// Builds the pinned Gitea when it is not in the tools cache (a no-op when it is).
+fn build_gitea() -> anyhow::Result<()> {
+    let out = Command::new("bash")
+        .arg(repo_root().join("hack/build-tools.sh"))
+        .arg("gitea")
+        .output()
+        .context("run hack/build-tools.sh gitea")?;
+    if !out.status.success() {
+        bail!(
+            "hack/build-tools.sh gitea failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// `hack/forge.sh ARG` on the data folder `dir`, with `FORGE_PORT` when given.
+pub fn forge_sh(dir: &Path, arg: &str, port: Option<u16>) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("hack/forge.sh"))
+        .arg(arg)
+        .current_dir(repo_root())
+        .env_remove("FORGE_PORT")
+        .env("FORGE_DIR", dir);
+    if let Some(p) = port {
+        cmd.env("FORGE_PORT", p.to_string());
+    }
+    cmd.output().expect("run hack/forge.sh")
+}
+
+/// The `KEY=value` line of `hack/forge.sh`'s output.
+pub fn env_value(stdout: &[u8], key: &str) -> Option<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+impl Forge {
+    /// Starts a Gitea with its own data folder under the temp dir and a free port; returns once
+    /// `hack/forge.sh up` has seen it healthy and minted the admin token.
+    pub fn start() -> anyhow::Result<Self> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        build_gitea()?;
+        let dir = std::env::temp_dir().join(format!(
+            "e2e-forge-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        // From here on, Drop stops whatever `up` started, even when `up` fails half-way.
+        let mut forge = Self {
+            url: String::new(),
+            dir,
+            token_file: PathBuf::new(),
+            token: String::new(),
+        };
+        let out = forge.up(Some(free_port()));
+        if !out.status.success() {
+            bail!(
+                "hack/forge.sh up failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        forge.url = env_value(&out.stdout, "FORGE_URL").context("up printed no FORGE_URL")?;
+        forge.token_file = env_value(&out.stdout, "FORGE_TOKEN_FILE")
+            .context("up printed no FORGE_TOKEN_FILE")?
+            .into();
+        forge.token = std::fs::read_to_string(&forge.token_file)
+            .with_context(|| format!("read {}", forge.token_file.display()))?
+            .trim()
+            .to_string();
+        if forge.token.is_empty() {
+            bail!("{} is empty", forge.token_file.display());
+        }
+        Ok(forge)
+    }
+
+    /// `hack/forge.sh up` on this Forge's data folder.
+    pub fn up(&self, port: Option<u16>) -> Output {
+        forge_sh(&self.dir, "up", port)
+    }
+
+    /// The administrator's API token (never print it).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The full URL of `path` (which starts without a slash, e.g. `api/v1/version`).
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path.trim_start_matches('/'))
+    }
+
+    /// The PID in the data folder's pid file.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("gitea.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+}
+
+impl Drop for Forge {
+    fn drop(&mut self) {
+        let _ = forge_sh(&self.dir, "down", None);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
