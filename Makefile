@@ -20,7 +20,7 @@ test: tools ## Everything CI runs: lint, unit tests, and end-to-end tests agains
 	$(CARGO) test --workspace --no-fail-fast
 
 tools: ## Build or install the pinned tools (cached outside the tree; fast when present)
-	@bash hack/build-tools.sh kine kubernetes helm
+	@bash hack/build-tools.sh kine kubernetes helm gitea
 	@bash hack/install-deps.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
