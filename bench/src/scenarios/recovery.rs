@@ -26,7 +26,8 @@ pub async fn run(ctx: &Ctx, oidc: &Oidc, r: &mut Report) -> anyhow::Result<()> {
         "bench-recovery",
         &nodes(25, 1000, 256),
         Profile::Instant,
-        (1, 1),
+        // 2 GiB: zos's 500 MiB root minimum and a data disk (the HostPool's CEL rule).
+        (2, 1),
         oidc,
         &env,
     )
