@@ -59,7 +59,13 @@ build_controller() {
   command -v musl-gcc >/dev/null || apt_install musl-tools
   command -v file >/dev/null || apt_install file
   log "building the controller for $TARGET (release)"
-  (cd "$root" && "$CARGO" build --release --locked --target "$TARGET" -p controller --bin controller) >&2
+  # What an outer `cargo test` or `cargo run` puts in the environment would make this build
+  # dirty (ring's build script watches CARGO_MANIFEST_DIR): a subshell without it.
+  (
+    while IFS= read -r v; do unset "$v"; done < <(compgen -e |
+      grep -E '^CARGO_(MANIFEST_|PKG_|CRATE_NAME$|PRIMARY_PACKAGE$|BIN_NAME$|TARGET_TMPDIR$|RUSTC_CURRENT_DIR$)')
+    cd "$root" && "$CARGO" build --release --locked --target "$TARGET" -p controller --bin controller
+  ) >&2
   local bin="$target_dir/$TARGET/release/controller" desc
   desc="$(file -b "$bin")"
   case "$desc" in
