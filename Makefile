@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run stop test tools lint crds cluster-up cluster-down cluster-reset bench
+.PHONY: help run stop test tools lint crds cluster-up cluster-down cluster-reset bench image image-import
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,3 +46,9 @@ cluster-reset: ## Stop the local control plane and delete its data
 bench: tools ## Benchmarks: time to Ready, throughput, cost at rest, memory (prints a table)
 	$(CARGO) build --release --workspace --bins
 	bash hack/bench.sh
+
+image: ## The controller's OCI image without Docker: static musl build, target/image/controller-<version>.oci.tar
+	@bash hack/image.sh build
+
+image-import: ## Build the image and import it into a private containerd (.run/containerd), namespace hero
+	@bash hack/image.sh import
