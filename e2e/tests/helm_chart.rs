@@ -218,7 +218,7 @@ fn default_values_render_one_cluster_scoped_replica() {
     );
     assert_eq!(
         str_of(&container(&objs)["image"]),
-        "ghcr.io/hero-dev/sandbox-controller:0.1.0",
+        "ghcr.io/hero-sandbox/controller:0.1.0",
         "tag defaults to appVersion"
     );
     assert_common_shape(&objs, "sandbox-system");
