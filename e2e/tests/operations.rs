@@ -447,7 +447,8 @@ async fn observe_only_adopts_a_hand_made_machine_and_never_writes_to_the_grid() 
     .await;
     s.apply(&pool(&[1], "10m"));
     let id = hand_made_vm(&grid(&s), 1).await;
-    let before = s.grid.admin.inspect().await.unwrap();
+    // The node works its queue after deploy answers: wait for the VM before taking the picture.
+    let before = grid_until(&s, "the hand-made VM deployed", |i| i.vms.len() == 1).await;
     s.apply(
         &tester("o", "otto", "pool")
             .with("managementPolicy", json!("ObserveOnly"))

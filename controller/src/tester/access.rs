@@ -10,7 +10,11 @@ use kube::{Api, ResourceExt, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Flow, Pass, conditions::TOKENS_REGISTERED, grid::agent};
+use super::{
+    Flow, Pass,
+    conditions::TOKENS_REGISTERED,
+    grid::{agent, agent_view, forget_agent_view},
+};
 use crate::{
     engines::{EngineError, TokenStore},
     error::{Error, KubeContext, Result},
@@ -107,10 +111,7 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
         .collect();
     ssh_keys.extend(pass.tester.spec.ssh_key.clone());
 
-    let view = pass
-        .ctx
-        .grid("agent_config", pass.ctx.grid.agents.config(&target))
-        .await?;
+    let view = agent_view(pass).await?;
     let fresh = !pass.done_for_generation(TOKENS_REGISTERED);
     let engine_urls: BTreeMap<String, String> = credentials
         .iter()
@@ -126,6 +127,7 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
                 pass.ctx.grid.agents.set_engines(&target, &body),
             )
             .await?;
+        forget_agent_view(pass);
     }
     let mut providers = view.ai_providers.clone();
     providers.sort();
@@ -139,6 +141,7 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
                 pass.ctx.grid.agents.set_ai_keys(&target, &body),
             )
             .await?;
+        forget_agent_view(pass);
     }
     if fresh || view.ssh_keys != ssh_keys.len() {
         let body = SshKeys {
@@ -150,6 +153,7 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
                 pass.ctx.grid.agents.set_ssh_keys(&target, &body),
             )
             .await?;
+        forget_agent_view(pass);
     }
 
     if !missing.is_empty() {

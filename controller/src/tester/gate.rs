@@ -5,7 +5,11 @@ use std::collections::BTreeSet;
 
 use gridapi::agent::GateSettings;
 
-use super::{Flow, Pass, conditions::GATE_SECURED, grid::agent};
+use super::{
+    Flow, Pass,
+    conditions::GATE_SECURED,
+    grid::{agent, agent_view, forget_agent_view},
+};
 use crate::error::{Error, Result};
 
 /// The accounts allowed through a tester's gate: the administrators and the tester always (an
@@ -37,10 +41,7 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
         allowed_accounts: allowed_accounts(&cfg.admins, &spec.account_name, &spec.allowed_accounts),
         public_url: url.trim_end_matches('/').to_string(),
     };
-    let view = pass
-        .ctx
-        .grid("agent_config", pass.ctx.grid.agents.config(&target))
-        .await?;
+    let view = agent_view(pass).await?;
     let current = view.gate.as_ref().map(|g| {
         let mut allowed = g.allowed_accounts.clone();
         allowed.sort();
@@ -78,6 +79,7 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
                 pass.ctx.grid.agents.configure_gate(&target, &desired),
             )
             .await?;
+        forget_agent_view(pass);
         if drifted {
             tracing::info!(
                 tester = %pass.name,

@@ -3,7 +3,7 @@
 
 use gridapi::{
     ErrorCategory,
-    agent::AgentTarget,
+    agent::{AgentConfigView, AgentTarget},
     proxy::{ContractDetails, ContractFilter, ContractState, ContractType, Limit},
     zos::Deployment,
 };
@@ -108,6 +108,28 @@ pub fn agent(pass: &Pass<'_>) -> Result<AgentTarget> {
         mycelium_ip: address,
         key: pass.ctx.config.agent_key.expose_secret().to_string(),
     })
+}
+
+/// What the machine's agent holds, read at most once per pass (the steps share it); a step
+/// that changes the machine calls [`forget_agent_view`].
+pub async fn agent_view(pass: &mut Pass<'_>) -> Result<AgentConfigView> {
+    let target = agent(pass)?;
+    if let Some((address, view)) = &pass.agent_view
+        && *address == target.mycelium_ip
+    {
+        return Ok(view.clone());
+    }
+    let view = pass
+        .ctx
+        .grid("agent_config", pass.ctx.grid.agents.config(&target))
+        .await?;
+    pass.agent_view = Some((target.mycelium_ip, view.clone()));
+    Ok(view)
+}
+
+/// Drops the pass's agent view after a step changed the machine.
+pub fn forget_agent_view(pass: &mut Pass<'_>) {
+    pass.agent_view = None;
 }
 
 /// The twin of a node (the message bus addresses nodes by twin), from the proxy once, then

@@ -8,7 +8,9 @@ use super::{
     Flow, Pass,
     conditions::{GATE_SECURED, INSTALLED, MACHINE_READY, SCHEDULED, TOKENS_REGISTERED},
     deployment::{self, ContractTag, MachineKeys},
-    grid::{agent, cancel_contract, contract_for, deploy, deployment as deployed_on, my_contracts},
+    grid::{
+        agent_view, cancel_contract, contract_for, deploy, deployment as deployed_on, my_contracts,
+    },
 };
 use crate::{
     error::{Error, Result},
@@ -221,12 +223,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         machine.private_address = Some(address.clone());
     }
 
-    let target = agent(pass)?;
-    match pass
-        .ctx
-        .grid("agent_config", pass.ctx.grid.agents.config(&target))
-        .await
-    {
+    match agent_view(pass).await {
         Ok(_) => {
             let msg = format!("VM on node {node} (contract {contract_id}) answers at {address}");
             pass.set(MACHINE_READY, true, "Reachable", &msg);

@@ -92,6 +92,9 @@ pub struct Pass<'a> {
     /// cached copy must not write its view of the status over a newer one.
     resource_version: Option<String>,
     events: Vec<Event>,
+    /// What the machine's agent reported in this pass, by its address: read once, shared by
+    /// the steps, forgotten when a step changes the machine.
+    pub agent_view: Option<(String, gridapi::agent::AgentConfigView)>,
 }
 
 impl<'a> Pass<'a> {
@@ -121,6 +124,7 @@ impl<'a> Pass<'a> {
             written,
             resource_version: tester.metadata.resource_version.clone(),
             events: Vec::new(),
+            agent_view: None,
         })
     }
 
