@@ -1,11 +1,15 @@
 //! A minimal SMTP server that keeps what it receives: the welcome email goes through a real
 //! SMTP conversation (the controller's `lettre` client on one side), and tests read the mail.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
+    sync::watch,
 };
 
 /// One received message.
@@ -22,7 +26,7 @@ pub struct SmtpSink {
     /// `smtp://127.0.0.1:PORT`.
     pub url: String,
     mails: Arc<Mutex<Vec<Mail>>>,
-    data_started: Arc<Mutex<u32>>,
+    data_started: watch::Sender<u32>,
 }
 
 /// How the sink answers the end of a message.
@@ -50,7 +54,7 @@ impl SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
         let mails: Arc<Mutex<Vec<Mail>>> = Arc::default();
-        let data_started: Arc<Mutex<u32>> = Arc::default();
+        let data_started = watch::Sender::new(0u32);
         let store = mails.clone();
         let started = data_started.clone();
         tokio::spawn(async move {
@@ -74,7 +78,7 @@ impl SmtpSink {
                                 .push(line[8..].trim().trim_matches(['<', '>']).to_string());
                             b"250 OK\r\n"
                         } else if upper == "DATA" {
-                            *started.lock().unwrap() += 1;
+                            started.send_modify(|n| *n += 1);
                             let _ = w.write_all(b"354 go on\r\n").await;
                             while let Ok(Some(l)) = lines.next_line().await {
                                 if l == "." {
@@ -117,7 +121,17 @@ impl SmtpSink {
 
     /// How many messages senders began to transmit (`DATA` commands), kept or not.
     pub fn data_started(&self) -> u32 {
-        *self.data_started.lock().unwrap()
+        *self.data_started.borrow()
+    }
+
+    /// Waits until senders have begun to transmit at least `n` messages.
+    pub async fn wait_data_started(&self, n: u32, timeout: Duration) -> anyhow::Result<()> {
+        let mut rx = self.data_started.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|&c| c >= n))
+            .await
+            .map_err(|_| anyhow::anyhow!("no sender began message {n} within {timeout:?}"))?
+            .map_err(|_| anyhow::anyhow!("the sink stopped"))?;
+        Ok(())
     }
 
     /// Everything received so far.
