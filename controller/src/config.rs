@@ -1,6 +1,6 @@
 //! The controller's configuration: command-line flags, each also settable from the environment.
 //!
-//! Secrets (the grid twin's secret, the VM agents' key, the OIDC client secret, the SMTP
+//! Secrets (the grid twin's secret, the VM agents' key, the Forge's admin token, the SMTP
 //! password) come only from the environment, which the Helm chart fills from existing Secrets;
 //! their values are never printed (`hide_env_values`).
 
@@ -59,17 +59,19 @@ pub struct Config {
     #[arg(long, env = "ADMIN_CONTACT", default_value = "your administrator")]
     pub admin_contact: String,
 
-    /// OIDC issuer the gates send testers to (the Forgejo instance).
+    /// The Forge (Gitea or Forgejo) the testers sign in with: accounts and each tester's own
+    /// OAuth2 application are made there, e.g. `https://forge.example.org/`.
+    #[arg(long, env = "FORGE_URL")]
+    pub forge_url: String,
+
+    /// The Forge administrator's API token (scope `all`: accounts and applications).
+    #[arg(long, env = "FORGE_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub forge_token: SecretString,
+
+    /// The OIDC issuer the gates send testers to, when it is not `FORGE_URL` itself (a Forge
+    /// behind another public address).
     #[arg(long, env = "OIDC_ISSUER")]
-    pub oidc_issuer: String,
-
-    /// OIDC client id the gates use.
-    #[arg(long, env = "OIDC_CLIENT_ID")]
-    pub oidc_client_id: String,
-
-    /// OIDC client secret the gates use.
-    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true, value_parser = secret)]
-    pub oidc_client_secret: SecretString,
+    pub oidc_issuer: Option<String>,
 
     /// The team's support SSH public keys, installed on every machine (one per value).
     #[arg(long, env = "SUPPORT_SSH_KEYS", value_delimiter = '\n')]
@@ -157,6 +159,17 @@ pub struct Config {
     pub identity: String,
 }
 
+impl Config {
+    /// The OIDC issuer of every gate: `OIDC_ISSUER`, else the Forge's URL (with the trailing
+    /// slash Gitea's issuer has).
+    pub fn issuer(&self) -> String {
+        match &self.oidc_issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!("{}/", self.forge_url.trim_end_matches('/')),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,9 +182,8 @@ mod tests {
             "--grid-twin-id=7",
             "--grid-twin-secret=twin-secret-31337",
             "--agent-key=agent-key-31337",
-            "--oidc-issuer=http://idp",
-            "--oidc-client-id=gate",
-            "--oidc-client-secret=client-secret-31337",
+            "--forge-url=http://forge",
+            "--forge-token=forge-token-31337",
             "--smtp-password=smtp-password-31337",
         ])
         .unwrap();
@@ -179,7 +191,7 @@ mod tests {
         for secret in [
             "twin-secret-31337",
             "agent-key-31337",
-            "client-secret-31337",
+            "forge-token-31337",
             "smtp-password-31337",
         ] {
             assert!(!printed.contains(secret), "{secret} printed by Debug");

@@ -62,6 +62,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// The shared engines' token stores.
     pub engines: Arc<dyn Engines>,
+    /// The Forge: testers' accounts and sign-in clients.
+    pub forge: Arc<dyn crate::forge::Forge>,
     /// The welcome emails' transport (`None` without `SMTP_URL`).
     pub mailer: Option<Mailer>,
     /// Who publishes Events (a Recorder is made per pass, so no cache of Events outlives it:
@@ -95,6 +97,7 @@ impl Context {
         client: kube::Client,
         grid: Grid,
         engines: Arc<dyn Engines>,
+        forge: Arc<dyn crate::forge::Forge>,
         mailer: Option<Mailer>,
         config: Config,
         metrics: Metrics,
@@ -116,6 +119,7 @@ impl Context {
             client,
             grid,
             engines,
+            forge,
             mailer,
             config,
             metrics,

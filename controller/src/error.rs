@@ -36,6 +36,14 @@ pub enum Error {
         source: crate::engines::EngineError,
     },
 
+    /// A call to the Forge (the identity provider) failed.
+    #[error("{source}")]
+    Forge {
+        /// What went wrong (never carries a token, password or client secret).
+        #[source]
+        source: crate::forge::ForgeError,
+    },
+
     /// An HTTP probe of a tester's machine failed.
     #[error("probe of {what} failed: {reason}")]
     Probe {
@@ -84,6 +92,7 @@ impl Error {
                 gridapi::ErrorCategory::Fatal => "grid_fatal",
             },
             Error::Engine { .. } => "engine",
+            Error::Forge { .. } => "forge",
             Error::Probe { .. } => "probe",
             Error::Email(_) => "email",
             Error::MissingField(_) => "missing_field",
@@ -102,6 +111,7 @@ impl Error {
         match self {
             Error::Grid { source, .. } => source.is_retry_later(),
             Error::Engine { source, .. } => source.is_retry_later(),
+            Error::Forge { source } => source.is_retry_later(),
             _ => false,
         }
     }
@@ -112,6 +122,7 @@ impl Error {
         match self {
             Error::Grid { source, .. } => source.category() == gridapi::ErrorCategory::Fatal,
             Error::Engine { source, .. } => !source.is_retry_later(),
+            Error::Forge { source } => !source.is_retry_later(),
             _ => false,
         }
     }
@@ -131,6 +142,14 @@ impl Error {
                     "the grid refused the request as invalid: check the Tester's spec and its HostPool; retried after a long back-off or at the next change"
                 }
             }),
+            Error::Forge {
+                source: crate::forge::ForgeError::Unauthorized { .. },
+            } => Some(
+                "mint a new administrator token at the Forge (scope all) and put it in the Secret behind FORGE_TOKEN; the controller retries",
+            ),
+            Error::Forge { .. } if self.is_fatal() => Some(
+                "check the Tester's accountName and email against the Forge's rules; retried after a long back-off or at the next change",
+            ),
             Error::Engine { .. } if self.is_fatal() => Some(
                 "check the SharedEngine's url, tokenStore.url and tokenStore.credentials; retried after a long back-off or at the next change",
             ),
@@ -160,6 +179,12 @@ pub trait GridContext<T> {
 impl<T> GridContext<T> for Result<T, GridError> {
     fn grid(self, call: &'static str) -> Result<T, Error> {
         self.map_err(|source| Error::Grid { call, source })
+    }
+}
+
+impl From<crate::forge::ForgeError> for Error {
+    fn from(source: crate::forge::ForgeError) -> Self {
+        Error::Forge { source }
     }
 }
 

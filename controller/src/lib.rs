@@ -4,7 +4,8 @@
 //! - [`scheduler`]: placement by real free disk and memory.
 //! - [`tester`]: the Tester reconciler, one module per step.
 //! - [`hostpool`], [`sharedengine`]: the other two reconcilers.
-//! - [`engines`]: the shared engines' token stores; [`mail`]: the welcome emails' transport.
+//! - [`engines`]: the shared engines' token stores; [`forge`]: the identity provider's accounts
+//!   and sign-in clients; [`mail`]: the welcome emails' transport.
 //! - [`backoff`]: per-object retry delays after failures.
 //! - [`context`], [`config`], [`metrics`], [`error`], [`names`], [`run`]: the plumbing.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod config;
 pub mod context;
 pub mod engines;
 pub mod error;
+pub mod forge;
 pub mod hostpool;
 pub mod mail;
 pub mod metrics;

@@ -45,11 +45,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         private_proxy: config.private_network_proxy.clone(),
     })?;
     let engines = Arc::new(crate::engines::HttpEngines::new()?);
+    let forge = Arc::new(crate::forge::HttpForge::new(
+        &config.forge_url,
+        config.forge_token.clone(),
+    )?);
     let metrics = Metrics::default();
     let ctx = Arc::new(Context::new(
         client.clone(),
         grid,
         engines,
+        forge,
         mailer,
         config.clone(),
         metrics.clone(),

@@ -279,9 +279,8 @@ pub fn context(grid: FakeGrid) -> Context {
         "--grid-twin-id=7",
         "--grid-twin-secret=s",
         "--agent-key=k",
-        "--oidc-issuer=http://127.0.0.1:9/idp",
-        "--oidc-client-id=gate",
-        "--oidc-client-secret=c",
+        "--forge-url=http://127.0.0.1:9",
+        "--forge-token=t",
     ])
     .expect("test config parses");
     let kube_config = kube::Config::new("http://127.0.0.1:9".parse().expect("URL"));
@@ -290,6 +289,11 @@ pub fn context(grid: FakeGrid) -> Context {
         client,
         Grid::from_one(Arc::new(grid)),
         Arc::new(NoEngines),
+        // A Forge that does not answer: no step under unit test reaches it yet.
+        Arc::new(
+            crate::forge::HttpForge::new("http://127.0.0.1:9", "t".to_string().into())
+                .expect("client"),
+        ),
         None,
         config,
         Metrics::default(),

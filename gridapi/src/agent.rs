@@ -136,6 +136,10 @@ pub struct GateView {
     pub allowed_accounts: Vec<String>,
     /// Public URL.
     pub public_url: String,
+    /// SHA-256 (hex) of the client secret the gate runs with: proves a renewed secret reached
+    /// the machine without giving it away.
+    #[serde(default)]
+    pub client_secret_digest: Option<String>,
 }
 
 /// Body of `POST /v1/install` on the agent.

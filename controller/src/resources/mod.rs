@@ -17,8 +17,9 @@ pub use sharedengine::{
     SecretKeyRef, SharedEngine, SharedEngineSpec, SharedEngineStatus, TokenStore,
 };
 pub use tester::{
-    AccountType, App, AppStatus, Channel, InstalledVersions, MachineStatus, ManagementPolicy,
-    Placement, RegisteredEngine, ResourceOverrides, Tester, TesterSpec, TesterStatus,
+    AccountDeletionPolicy, AccountStatus, AccountType, App, AppStatus, Channel, InstalledVersions,
+    MachineStatus, ManagementPolicy, Placement, RegisteredEngine, ResourceOverrides,
+    SignInClientStatus, Tester, TesterSpec, TesterStatus,
 };
 
 /// The API group of every resource here.

@@ -53,6 +53,12 @@ pub struct TesterSpec {
     #[serde(default)]
     pub account_type: AccountType,
 
+    /// What deleting the Tester does to an account it created at the Forge (`accountType:
+    /// New`): `Retain` (default) keeps it, `Delete` deletes it with everything it owns there.
+    /// An `Existing` account is never deleted.
+    #[serde(default)]
+    pub account_deletion_policy: AccountDeletionPolicy,
+
     /// Name of the HostPool (in this namespace) whose nodes the machine may be placed on.
     /// Immutable.
     #[schemars(length(min = 1, max = 253))]
@@ -165,6 +171,16 @@ pub enum AccountType {
     New,
     /// Already exists; the tester signs in with their own password.
     Existing,
+}
+
+/// What deleting a Tester does to the account it created at the Forge.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccountDeletionPolicy {
+    /// Keep the account: the person can still sign in to the Forge.
+    #[default]
+    Retain,
+    /// Delete the account (only one this Tester created).
+    Delete,
 }
 
 /// A release channel of the app stack.
@@ -319,6 +335,15 @@ pub struct TesterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineStatus>,
 
+    /// The tester's account at the Forge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountStatus>,
+
+    /// The tester's own sign-in client (an OAuth2 application at the Forge); its secret is in
+    /// the Secret named here, never in the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_client: Option<SignInClientStatus>,
+
     /// What is installed on the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installed: Option<InstalledVersions>,
@@ -424,6 +449,36 @@ pub struct MachineStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub retired_contracts: Vec<u64>,
+}
+
+/// The tester's account at the Forge.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStatus {
+    /// The account's login name.
+    #[schemars(length(max = 40))]
+    pub name: String,
+    /// Whether this Tester created it (only such an account is ever deleted, and only with
+    /// `accountDeletionPolicy: Delete`).
+    #[serde(default)]
+    pub created: bool,
+}
+
+/// The tester's OAuth2 application at the Forge.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInClientStatus {
+    /// The application's id at the Forge.
+    pub application_id: i64,
+    /// Its OAuth2 client id (not a secret).
+    #[schemars(length(max = 128))]
+    pub client_id: String,
+    /// Its only redirect URI: the gate's callback on the tester's address.
+    #[schemars(length(max = 2048))]
+    pub redirect_uri: String,
+    /// The Secret (owned by the Tester) holding `client_id` and `client_secret`.
+    #[schemars(length(max = 253))]
+    pub secret_name: String,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -59,6 +59,17 @@ pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
         }
     }
 
+    // The sign-in client goes with every policy (a credential, like the tokens); the account
+    // only when this Tester made it and its accountDeletionPolicy is Delete.
+    if policy != ManagementPolicy::ObserveOnly {
+        if let Err(e) = super::sign_in_client::delete_client(&pass).await {
+            waiting.push(format!("deleting the sign-in client at the Forge: {e}"));
+        }
+        if let Err(e) = super::account::delete_account(&pass).await {
+            waiting.push(format!("deleting the account at the Forge: {e}"));
+        }
+    }
+
     if !waiting.is_empty() {
         let msg = format!("deletion is waiting for: {}", waiting.join("; "));
         pass.set(READY, false, "Deleting", &msg);

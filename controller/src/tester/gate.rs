@@ -1,6 +1,7 @@
 //! Step `GateSecured`: the sign-in gate in front of the whole address, configured and proven.
 
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 use gridapi::agent::GateSettings;
@@ -34,13 +35,19 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
         .ok_or(Error::MissingField("status.url"))?;
     let cfg = &pass.ctx.config;
     let spec = &pass.tester.spec;
+    let sign_in = pass
+        .sign_in
+        .clone()
+        .ok_or(Error::MissingField("the tester's sign-in client"))?;
+    let issuer = cfg.issuer();
     let desired = GateSettings {
-        issuer: cfg.oidc_issuer.clone(),
-        client_id: cfg.oidc_client_id.clone(),
-        client_secret: cfg.oidc_client_secret.expose_secret().to_string(),
+        issuer: issuer.clone(),
+        client_id: sign_in.client_id.clone(),
+        client_secret: sign_in.client_secret.expose_secret().to_string(),
         allowed_accounts: allowed_accounts(&cfg.admins, &spec.account_name, &spec.allowed_accounts),
         public_url: url.trim_end_matches('/').to_string(),
     };
+    let secret_digest = hex::encode(Sha256::digest(desired.client_secret.as_bytes()));
     let view = agent_view(pass).await?;
     let current = view.gate.as_ref().map(|g| {
         let mut allowed = g.allowed_accounts.clone();
@@ -50,6 +57,7 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
             g.client_id.clone(),
             allowed,
             g.public_url.clone(),
+            g.client_secret_digest.clone(),
         )
     });
     let wanted = (
@@ -57,9 +65,10 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
         desired.client_id.clone(),
         desired.allowed_accounts.clone(),
         desired.public_url.clone(),
+        Some(secret_digest),
     );
-    // The client secret cannot be read back; it is sent again whenever this step was not yet
-    // proven for the current generation of the spec.
+    // The client secret cannot be read back, but the agent reports its digest: a renewed
+    // secret that has not reached the machine is drift like any other.
     let drifted = current.as_ref() != Some(&wanted);
     if drifted && pass.done_for_generation(GATE_SECURED) {
         // The gate was proven and has changed or gone since: the tester is not safe until it
@@ -88,11 +97,11 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
             );
         }
     }
-    match prove(pass, &url, &cfg.oidc_issuer).await {
+    match prove(pass, &url, &issuer, &sign_in.client_id).await {
         Ok(()) => {
             let msg = format!(
-                "unauthenticated requests to {url} are sent to sign-in at {}; /health answers",
-                cfg.oidc_issuer
+                "unauthenticated requests to {url} are sent to sign-in at {issuer} with the tester's own client {}; /health answers",
+                sign_in.client_id
             );
             pass.set(GATE_SECURED, true, "Proven", &msg);
             Ok(Flow::Continue)
@@ -109,8 +118,9 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
     }
 }
 
-/// Checks the gate from outside, as a stranger would.
-async fn prove(pass: &Pass<'_>, url: &str, issuer: &str) -> Result<(), String> {
+/// Checks the gate from outside, as a stranger would: sent to the Forge with this tester's own
+/// client id, and `/health` answers.
+async fn prove(pass: &Pass<'_>, url: &str, issuer: &str, client_id: &str) -> Result<(), String> {
     let base = url.trim_end_matches('/');
     let issuer = issuer.trim_end_matches('/');
     let resp = pass
@@ -132,6 +142,11 @@ async fn prove(pass: &Pass<'_>, url: &str, issuer: &str) -> Result<(), String> {
             "GET {base}/ without a session answered {status} (location {location:?}), not a redirect to {issuer}"
         ));
     }
+    if !sends_client(&location, client_id) {
+        return Err(format!(
+            "GET {base}/ is sent to {issuer} without this tester's own client id {client_id}"
+        ));
+    }
     let health = pass
         .ctx
         .http
@@ -145,9 +160,33 @@ async fn prove(pass: &Pass<'_>, url: &str, issuer: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether an authorization redirect names exactly `client_id`.
+fn sends_client(location: &str, client_id: &str) -> bool {
+    url::Url::parse(location).is_ok_and(|u| {
+        let ids: Vec<_> = u
+            .query_pairs()
+            .filter(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        ids == [client_id]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_redirect_must_carry_the_testers_own_client_id() {
+        let at = "http://forge/login/oauth/authorize?response_type=code&client_id=abc&state=x";
+        assert!(sends_client(at, "abc"));
+        assert!(!sends_client(at, "abd"));
+        assert!(!sends_client(
+            "http://forge/login/oauth/authorize?client_id=abc&client_id=evil",
+            "abc"
+        ));
+        assert!(!sends_client("not a url", "abc"));
+    }
 
     #[test]
     fn administrators_and_the_tester_are_always_allowed() {

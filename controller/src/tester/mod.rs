@@ -7,6 +7,7 @@
 //! it changed, so a Ready tester at rest costs no API writes.
 
 mod access;
+mod account;
 mod apps;
 mod cleanup;
 mod deployment;
@@ -21,6 +22,7 @@ mod pass;
 mod pause;
 mod remediation;
 mod schedule;
+mod sign_in_client;
 
 use std::{sync::Arc, time::Duration};
 
@@ -178,6 +180,10 @@ async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
                     let reason = match &e {
                         Error::Grid { .. } if retry => "GridRetrying",
                         Error::Engine { .. } if retry => "EngineRetrying",
+                        Error::Forge { .. } if retry => "ForgeUnavailable",
+                        Error::Forge { source: crate::forge::ForgeError::Unauthorized { .. } } => {
+                            "ForgeUnauthorized"
+                        }
                         _ if e.is_fatal() => "Refused",
                         _ => "Error",
                     };
@@ -197,9 +203,15 @@ async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
     }
     machine::rebuild_if_asked(pass).await?;
     remediation::remediate_if_unhealthy(pass).await?;
+    step!("account", conditions::ACCOUNT_READY, account::account(pass));
     step!("schedule", conditions::SCHEDULED, schedule::schedule(pass));
     step!("machine", conditions::MACHINE_READY, machine::machine(pass));
     step!("gateway", conditions::GATEWAY_READY, gateway::gateway(pass));
+    step!(
+        "sign_in_client",
+        conditions::SIGN_IN_CLIENT_READY,
+        sign_in_client::sign_in_client(pass)
+    );
     step!("gate", conditions::GATE_SECURED, gate::gate(pass));
     step!(
         "tokens",

@@ -22,12 +22,16 @@ use crate::{
 
 /// Condition types of a Tester, in step order.
 pub mod conditions {
+    /// The tester's account exists at the Forge (made for them when `accountType: New`).
+    pub const ACCOUNT_READY: &str = "AccountReady";
     /// A node was chosen by real free disk and memory.
     pub const SCHEDULED: &str = "Scheduled";
     /// The VM is deployed and answers on the private network.
     pub const MACHINE_READY: &str = "MachineReady";
     /// The public gateway name routes to the VM.
     pub const GATEWAY_READY: &str = "GatewayReady";
+    /// The tester's own OAuth2 application exists at the Forge, its secret in a Secret.
+    pub const SIGN_IN_CLIENT_READY: &str = "SignInClientReady";
     /// The sign-in gate is configured and proven to work.
     pub const GATE_SECURED: &str = "GateSecured";
     /// The engine token is registered and proven; keys and access are on the machine.
@@ -48,19 +52,23 @@ pub mod conditions {
     pub const PAUSED: &str = "Paused";
 
     /// The conditions `Ready` requires, in order.
-    pub const REQUIRED: [&str; 6] = [
+    pub const REQUIRED: [&str; 8] = [
+        ACCOUNT_READY,
         SCHEDULED,
         MACHINE_READY,
         GATEWAY_READY,
+        SIGN_IN_CLIENT_READY,
         GATE_SECURED,
         TOKENS_REGISTERED,
         INSTALLED,
     ];
     /// Every condition a Tester carries from its first reconcile.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 11] = [
+        ACCOUNT_READY,
         SCHEDULED,
         MACHINE_READY,
         GATEWAY_READY,
+        SIGN_IN_CLIENT_READY,
         GATE_SECURED,
         TOKENS_REGISTERED,
         INSTALLED,
@@ -95,6 +103,26 @@ pub struct Pass<'a> {
     /// What the machine's agent reported in this pass, by its address: read once, shared by
     /// the steps, forgotten when a step changes the machine.
     pub agent_view: Option<(String, gridapi::agent::AgentConfigView)>,
+    /// The tester's sign-in client as the `SignInClientReady` step found it in this pass, for
+    /// the gate step.
+    pub sign_in: Option<SignIn>,
+}
+
+/// A tester's OAuth2 client at the Forge. `Debug` shows no secret.
+#[derive(Clone)]
+pub struct SignIn {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Pass<'a> {
@@ -125,6 +153,7 @@ impl<'a> Pass<'a> {
             resource_version: tester.metadata.resource_version.clone(),
             events: Vec::new(),
             agent_view: None,
+            sign_in: None,
         })
     }
 
@@ -336,6 +365,7 @@ impl<'a> Pass<'a> {
             .copied()
         {
             None => "Ready",
+            Some(ACCOUNT_READY) => "Pending",
             Some(SCHEDULED) if self.status.placement.is_none() => "Pending",
             Some(SCHEDULED | MACHINE_READY) => "Provisioning",
             Some(INSTALLED) => "Installing",

@@ -166,6 +166,7 @@ async fn config(State(ctx): State<Ctx>, headers: HeaderMap) -> ApiResult<Json<Ag
                 client_id: g.client_id.clone(),
                 allowed_accounts: g.allowed_accounts.clone(),
                 public_url: g.public_url.clone(),
+                client_secret_digest: Some(crate::state::sha256_hex(&g.client_secret)),
             }),
             engines: vm
                 .engines
