@@ -8,7 +8,7 @@ CARGO ?= cargo
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-run: ## Main job: control plane, gridshim, OIDC provider and controller, with the sample Tester going to Ready
+run: ## Main job: control plane, gridshim, the Forge (Gitea) and controller, with the sample Tester going to Ready
 	@bash hack/run.sh up
 
 stop: ## Stop what `make run` started (the control plane keeps its data)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: the whole thing on this machine. The local control plane (or your cluster, if
-# KUBECONFIG points at one), gridshim on its sample config, the test OIDC provider and the
-# controller, with the examples applied and the sample Tester driven to Ready.
+# KUBECONFIG points at one), gridshim on its sample config, the Forge (a real Gitea: accounts and
+# sign-in) and the controller, with the examples applied and the sample Tester driven to Ready.
 #
 #   hack/run.sh up     start everything (idempotent), wait for the sample Tester, print how to use it
-#   hack/run.sh down   stop gridshim, the provider and the controller (the control plane stays)
+#   hack/run.sh down   stop gridshim, the Forge and the controller (the control plane stays)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -49,18 +49,33 @@ need_ports() {
 }
 
 down() {
-  for name in controller gridshim oidc; do
+  for name in controller gridshim; do
     if alive "$name"; then
       kill "$(cat "$run/$name.pid")" 2>/dev/null || true
     fi
     rm -f "$run/$name.pid"
   done
-  echo "stopped gridshim, the OIDC provider and the controller (make cluster-down stops the control plane)"
+  FORGE_DIR="$run/forge" bash "$root/hack/forge.sh" down >/dev/null
+  # The e2e tests leave their shared Forge running (like the control plane); stop it too.
+  FORGE_DIR="$run/forge-e2e" bash "$root/hack/forge.sh" down >/dev/null
+  echo "stopped gridshim, the Forge and the controller (make cluster-down stops the control plane)"
+}
+
+# account NAME: a sign-in account at the Forge with the password NAME-password (the demo's
+# testers and administrator; an account that is already there is left as it is).
+account() {
+  local code
+  code="$(curl -sS -o /dev/null -w '%{http_code}' -X POST "${FORGE_URL}api/v1/admin/users" \
+    -H "Authorization: token $(cat "$FORGE_TOKEN_FILE")" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$1\",\"email\":\"$1@forge.localhost\",\"password\":\"$1-password\",\"must_change_password\":false,\"send_notify\":false}")"
+  case "$code" in
+    201|422) ;;
+    *) echo "making the account $1 at the Forge answered HTTP $code" >&2; exit 1 ;;
+  esac
 }
 
 up() {
-  bash "$root/hack/build-tools.sh" kine kubernetes
-  bash "$root/hack/oidc/install.sh" >/dev/null
+  bash "$root/hack/build-tools.sh" kine kubernetes gitea
   (cd "$root" && cargo build --workspace --bins --quiet)
   eval "$(bash "$root/hack/cluster.sh" up)"
   local kubectl="$TOOLS_BIN/kubectl"
@@ -68,18 +83,18 @@ up() {
   "$kubectl" wait --for=condition=Established --timeout=60s crd --all >/dev/null
 
   need_ports gridshim "gridshim" 127.0.0.1:8800 127.0.0.1:8880 127.77.0.1:7801 127.77.0.1:7802
-  need_ports oidc "the OIDC provider" 127.0.0.1:5556
   need_ports controller "the controller's metrics" 127.0.0.1:8080
   start gridshim "gridshim listening on" "$root/target/debug/gridshim" \
     --config "$root/gridshim/gridshim.sample.yaml" --db "$run/gridshim.db"
-  start oidc "OIDC_READY" env OIDC_PORT=5556 bash "$root/hack/oidc/start.sh"
+  eval "$(FORGE_DIR="$run/forge" bash "$root/hack/forge.sh" up)"
+  for name in alice bob ops; do account "$name"; done
   [ -f "$run/agent-key" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$run/agent-key"
   # It watches only its own namespace: Testers elsewhere (the e2e tests' namespaces, with their
   # own gridshims and controllers) are not its business.
   start controller "scheduler ledger rebuilt" env \
     GRID_URL=http://127.0.0.1:8800 GRID_TWIN_ID=7 GRID_TWIN_SECRET=controller-secret \
-    AGENT_KEY="$(cat "$run/agent-key")" ADMINS=admin \
-    OIDC_ISSUER=http://127.0.0.1:5556 OIDC_CLIENT_ID=gate OIDC_CLIENT_SECRET=gate-dev-secret \
+    AGENT_KEY="$(cat "$run/agent-key")" ADMINS=ops \
+    FORGE_URL="$FORGE_URL" FORGE_TOKEN="$(cat "$FORGE_TOKEN_FILE")" \
     PUBLIC_URL_FORMAT='http://{fqdn}:8880/' PRIVATE_NETWORK_PROXY=http://127.0.0.1:8880 \
     PROXY_LAG=0s METRICS_ADDR=127.0.0.1:8080 \
     WATCH_NAMESPACE="$ns" \
@@ -100,8 +115,9 @@ up() {
 
 The sample Tester is Ready.
   export KUBECONFIG=$KUBECONFIG
-  Open $url and sign in as alice / alice-password (admin / admin-password is an administrator;
-  bob / bob-password is refused with a friendly page).
+  Open $url and sign in at the Forge ($FORGE_URL) as alice / alice-password
+  (ops / ops-password is an administrator; bob / bob-password is refused with a friendly page).
+  The Forge's own administrator: user hero-admin, password in $run/forge/admin-password.
   Metrics: http://127.0.0.1:8080/metrics   Grid inspection: http://127.0.0.1:8800/inspect
   Logs: $run/*.log   Stop: make stop
 EOT

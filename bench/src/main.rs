@@ -73,7 +73,7 @@ async fn run(ctx: Ctx) -> anyhow::Result<i32> {
     }
 
     let mut failures = Vec::new();
-    let oidc = e2e::stack::Oidc::start()?;
+    let oidc = e2e::forge::Forge::shared();
     macro_rules! scenario {
         ($n:expr, $name:expr, $body:expr) => {
             if st.runs($n) {
@@ -90,13 +90,13 @@ async fn run(ctx: Ctx) -> anyhow::Result<i32> {
         step("6 scheduler: decision time", started);
         scheduler::decision_time(&mut r);
     }
-    scenario!(1, "1 overhead", overhead::run(&ctx, &oidc, &mut r));
-    scenario!(3, "3 realistic", realistic::run(&ctx, &oidc, &mut r));
-    scenario!(6, "6 scheduler", scheduler::overcommit(&ctx, &oidc, &mut r));
-    scenario!(7, "7 recovery", recovery::run(&ctx, &oidc, &mut r));
+    scenario!(1, "1 overhead", overhead::run(&ctx, oidc, &mut r));
+    scenario!(3, "3 realistic", realistic::run(&ctx, oidc, &mut r));
+    scenario!(6, "6 scheduler", scheduler::overcommit(&ctx, oidc, &mut r));
+    scenario!(7, "7 recovery", recovery::run(&ctx, oidc, &mut r));
     if st.runs(2) || st.runs(4) || st.runs(5) {
         step("2 throughput", started);
-        match throughput::run(&ctx, &oidc, &mut r).await {
+        match throughput::run(&ctx, oidc, &mut r).await {
             Ok((stack, n)) => {
                 scenario!(4, "4 at rest", at_rest::run(&ctx, &stack, n, &mut r));
                 scenario!(5, "5 memory", relist::run(&stack, n, &mut r));

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use controller::resources::{Tester, condition_status, find_condition};
 use e2e::{
     Process, TestNamespace, fixtures,
-    stack::{Controller, Gridshim, OTHER_TWIN, Oidc, TWIN, TWIN_SECRET, TestNode, free_port},
+    stack::{Controller, Gridshim, OTHER_TWIN, TWIN, TWIN_SECRET, TestNode, free_port},
     target_bin,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -124,6 +124,8 @@ pub struct Stack {
     pub ns: TestNamespace,
     /// The grid.
     pub grid: Gridshim,
+    /// The Forge the testers' accounts are on.
+    pub forge: &'static e2e::forge::Forge,
 }
 
 impl Stack {
@@ -134,7 +136,7 @@ impl Stack {
         nodes: &[TestNode],
         profile: Profile,
         (disk_gib, memory_gib): (u32, u32),
-        oidc: &Oidc,
+        forge: &'static e2e::forge::Forge,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let ns = TestNamespace::new(prefix);
@@ -147,7 +149,7 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let controller = Controller::start(&ns.name, &grid, oidc, &env)?;
+        let controller = Controller::start(&ns.name, &grid, forge, &env)?;
         let api = Api::namespaced(e2e::cluster().client().await, &ns.name);
         let tracker = Tracker::start(api.clone());
         Ok(Self {
@@ -156,6 +158,7 @@ impl Stack {
             api,
             ns,
             grid,
+            forge,
         })
     }
 
@@ -183,7 +186,10 @@ impl Stack {
     /// Creates tester number `i`.
     pub async fn create_one(&self, i: usize) -> anyhow::Result<()> {
         let name = format!("t{i:05}");
-        let doc = fixtures::tester(&name, &format!("bench.user_{i}"), "pool").build();
+        let account = format!("bench.user_{i}");
+        // The operator's Forge has the account already: made before the clock starts.
+        self.forge.ensure_account(&account).await?;
+        let doc = fixtures::tester(&name, &account, "pool").build();
         let t: Tester = serde_json::from_str(&doc)?;
         self.api
             .create(&PostParams::default(), &t)

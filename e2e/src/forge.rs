@@ -130,6 +130,88 @@ impl Forge {
     }
 }
 
+impl Forge {
+    /// The Forge every test stack of this checkout shares (data folder `.run/forge-e2e`),
+    /// started on first use and left running like the control plane: `make cluster-down`
+    /// stops both. Tests keep to their own account names.
+    pub fn shared() -> &'static Forge {
+        static SHARED: std::sync::OnceLock<Forge> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            build_gitea().expect("build Gitea");
+            let dir = repo_root().join(".run/forge-e2e");
+            let out = forge_sh(&dir, "up", None);
+            assert!(
+                out.status.success(),
+                "hack/forge.sh up failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let url = env_value(&out.stdout, "FORGE_URL").expect("up prints FORGE_URL");
+            let token_file: PathBuf = env_value(&out.stdout, "FORGE_TOKEN_FILE")
+                .expect("up prints FORGE_TOKEN_FILE")
+                .into();
+            let token = std::fs::read_to_string(&token_file)
+                .expect("read the admin token")
+                .trim()
+                .to_string();
+            Forge {
+                url,
+                dir,
+                token_file,
+                token,
+            }
+        })
+    }
+
+    /// Makes the account `name` (password `PASSWORD_OF(name)`: `<name>-password`, nothing to
+    /// change at first sign-in) unless it exists: the accounts an operator's Forge already has.
+    pub async fn ensure_account(&self, name: &str) -> anyhow::Result<()> {
+        let resp = reqwest::Client::new()
+            .post(self.at("api/v1/admin/users"))
+            .header("Authorization", format!("token {}", self.token))
+            .json(&serde_json::json!({
+                "username": name,
+                "email": format!("{}@accounts.forge.test", name.to_lowercase()),
+                "password": password_of(name),
+                "must_change_password": false,
+                "send_notify": false,
+            }))
+            .send()
+            .await?;
+        let status = resp.status();
+        if status.is_success() || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+            return Ok(());
+        }
+        bail!(
+            "making account {name}: HTTP {status}: {}",
+            resp.text().await?
+        )
+    }
+
+    /// An admin API call: `(status, JSON body or Null)`.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, self.at(&format!("api/v1/{path}")))
+            .header("Authorization", format!("token {}", self.token));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("the Forge answers");
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+}
+
+/// The password [`Forge::ensure_account`] gives an account.
+pub fn password_of(name: &str) -> String {
+    format!("{name}-password")
+}
+
 impl Drop for Forge {
     fn drop(&mut self) {
         let _ = forge_sh(&self.dir, "down", None);

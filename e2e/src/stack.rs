@@ -1,5 +1,6 @@
-//! The parts under test, started for real: gridshim (instant profile), the npm OIDC provider,
-//! and the controller binary, each a separate process, wired to one test namespace.
+//! The parts under test, started for real: gridshim (instant profile), the Forge (a real Gitea,
+//! shared by the checkout's stacks) and the controller binary, each a separate process, wired
+//! to one test namespace.
 //!
 //! Every stack gets its own loopback range for the simulated private network and its own
 //! ports, and its controller watches only its own namespace, so tests run in parallel.
@@ -15,7 +16,9 @@ use std::{
 use anyhow::Context as _;
 use gridshim::admin::Admin;
 
-use crate::{Process, cluster, repo_root, target_bin};
+use serde::Deserialize;
+
+use crate::{Process, cluster, forge::Forge, repo_root, target_bin};
 
 /// A node of a test grid.
 #[derive(Clone, Debug)]
@@ -167,31 +170,8 @@ impl Gridshim {
     }
 }
 
-/// A running OIDC provider (the npm `oidc-provider`, configured like Forgejo).
-pub struct Oidc {
-    /// The process.
-    pub process: Process,
-    /// Issuer URL.
-    pub issuer: String,
-}
-
-/// The client the gates use at the test provider.
-pub const OIDC_CLIENT_ID: &str = "gate";
-/// Its secret.
-pub const OIDC_CLIENT_SECRET: &str = "gate-dev-secret";
-
-impl Oidc {
-    /// Starts the provider on a free port (installing it first when needed; cached).
-    pub fn start() -> anyhow::Result<Self> {
-        let mut cmd = Command::new("bash");
-        cmd.arg(repo_root().join("hack/oidc/start.sh"))
-            .env("OIDC_PORT", free_port().to_string());
-        let process = Process::spawn(cmd)?;
-        let line = process.wait_for_line("OIDC_READY issuer=", Duration::from_secs(120))?;
-        let issuer = line.split("issuer=").nth(1).unwrap().trim().to_string();
-        Ok(Self { process, issuer })
-    }
-}
+/// The administrator allowed through every gate (an account of the test Forge).
+pub const ADMIN: &str = "ops";
 
 /// Secrets given to the controller in tests (the secrets-hygiene test searches for them).
 pub const AGENT_KEY: &str = "agent-key-e2e-7f3a9c";
@@ -206,12 +186,12 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Starts the controller binary against `grid` and `oidc`, watching `namespace`, with
+    /// Starts the controller binary against `grid` and `forge`, watching `namespace`, with
     /// `extra` environment (e.g. `SMTP_URL`).
     pub fn start(
         namespace: &str,
         grid: &Gridshim,
-        oidc: &Oidc,
+        forge: &Forge,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let c = cluster();
@@ -223,10 +203,9 @@ impl Controller {
             ("GRID_TWIN_ID".into(), TWIN.to_string()),
             ("GRID_TWIN_SECRET".into(), TWIN_SECRET.into()),
             ("AGENT_KEY".into(), AGENT_KEY.into()),
-            ("ADMINS".into(), "admin".into()),
-            ("OIDC_ISSUER".into(), oidc.issuer.clone()),
-            ("OIDC_CLIENT_ID".into(), OIDC_CLIENT_ID.into()),
-            ("OIDC_CLIENT_SECRET".into(), OIDC_CLIENT_SECRET.into()),
+            ("ADMINS".into(), ADMIN.into()),
+            ("FORGE_URL".into(), forge.url.clone()),
+            ("FORGE_TOKEN".into(), forge.token().into()),
             (
                 "SUPPORT_SSH_KEYS".into(),
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsupport support@team".into(),
@@ -316,15 +295,15 @@ impl Controller {
     }
 }
 
-/// A whole test stack: a namespace, gridshim, the OIDC provider and a controller watching the
-/// namespace, plus a Tester API for it.
+/// A whole test stack: a namespace, gridshim, the Forge (shared by the checkout's stacks) and a
+/// controller watching the namespace, plus a Tester API for it.
 pub struct Stack {
     /// The namespace.
     pub ns: crate::TestNamespace,
     /// gridshim.
     pub grid: Gridshim,
-    /// The OIDC provider.
-    pub oidc: Oidc,
+    /// The Forge: the identity provider.
+    pub forge: &'static Forge,
     /// The controller (started by [`Stack::start`] unless asked not to).
     pub controller: Option<Controller>,
     /// Testers of the namespace.
@@ -349,12 +328,12 @@ impl Stack {
     pub async fn without_controller(prefix: &str, nodes: &[TestNode], grid_extra: &str) -> Self {
         let ns = crate::TestNamespace::new(prefix);
         let grid = Gridshim::start(nodes, grid_extra).expect("start gridshim");
-        let oidc = Oidc::start().expect("start the OIDC provider");
+        let forge = Forge::shared();
         let api = kube::Api::namespaced(cluster().client().await, &ns.name);
         Self {
             ns,
             grid,
-            oidc,
+            forge,
             controller: None,
             api,
         }
@@ -363,13 +342,37 @@ impl Stack {
     /// Starts the controller.
     pub fn start_controller(&mut self, env: &[(&str, &str)]) {
         self.controller = Some(
-            Controller::start(&self.ns.name, &self.grid, &self.oidc, env)
+            Controller::start(&self.ns.name, &self.grid, self.forge, env)
                 .expect("start the controller"),
         );
     }
 
     /// `kubectl apply` of `doc` into the namespace; panics with kubectl's message on failure.
+    /// The account of a Tester with `accountType: Existing` is made at the Forge first, as an
+    /// operator's Forge would already have it (see [`Forge::ensure_account`]).
     pub fn apply(&self, doc: &str) {
+        for d in serde_yaml::Deserializer::from_str(doc) {
+            let Ok(v) = serde_yaml::Value::deserialize(d) else {
+                continue;
+            };
+            if v["kind"].as_str() == Some("Tester")
+                && v["spec"]["accountType"].as_str() == Some("Existing")
+                && let Some(name) = v["spec"]["accountName"].as_str()
+            {
+                // On a thread of its own: callable from any test, async or not.
+                let forge = self.forge;
+                std::thread::scope(|t| {
+                    t.spawn(|| {
+                        tokio::runtime::Runtime::new()
+                            .expect("a runtime")
+                            .block_on(forge.ensure_account(name))
+                    })
+                    .join()
+                    .expect("the account thread")
+                })
+                .expect("make the account at the Forge");
+            }
+        }
         let out = self.ns.apply(doc);
         assert!(
             out.status.success(),

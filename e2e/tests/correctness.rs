@@ -219,9 +219,8 @@ fn a_plaintext_smtp_url_across_the_network_stops_the_controller_at_start() {
         .env("GRID_TWIN_ID", "7")
         .env("GRID_TWIN_SECRET", "twin-secret-e2e-4410")
         .env("AGENT_KEY", "agent-key-e2e-4410")
-        .env("OIDC_ISSUER", "http://127.0.0.1:9/idp")
-        .env("OIDC_CLIENT_ID", "gate")
-        .env("OIDC_CLIENT_SECRET", "client-secret-e2e-4410")
+        .env("FORGE_URL", "http://127.0.0.1:9/")
+        .env("FORGE_TOKEN", "forge-token-e2e-4410")
         .env("SMTP_URL", "smtp://mail.example.org:587")
         .env("SMTP_USERNAME", "sandbox")
         .env("SMTP_PASSWORD", "smtp-password-e2e-4410")
@@ -235,7 +234,11 @@ fn a_plaintext_smtp_url_across_the_network_stops_the_controller_at_start() {
             && out.contains("smtps://mail.example.org:465"),
         "says what to write instead: {out}"
     );
-    for secret in ["smtp-password-e2e-4410", "twin-secret-e2e-4410"] {
+    for secret in [
+        "smtp-password-e2e-4410",
+        "twin-secret-e2e-4410",
+        "forge-token-e2e-4410",
+    ] {
         assert!(!out.contains(secret), "no secret in the output: {out}");
     }
 }

@@ -509,9 +509,8 @@ fn chart_env_is_the_controllers_flags_exactly() {
         "GRID_TWIN_ID",
         "GRID_TWIN_SECRET",
         "AGENT_KEY",
-        "OIDC_ISSUER",
-        "OIDC_CLIENT_ID",
-        "OIDC_CLIENT_SECRET",
+        "FORGE_URL",
+        "FORGE_TOKEN",
     ] {
         assert!(
             default.contains_key(required),

@@ -491,9 +491,8 @@ fn containerd_imports_the_image_and_runs_the_controller_as_65532() {
         "GRID_TWIN_ID=1".into(),
         "GRID_TWIN_SECRET=e2e-image-not-a-secret".into(),
         "AGENT_KEY=e2e-image-not-a-secret".into(),
-        "OIDC_ISSUER=http://127.0.0.1:9".into(),
-        "OIDC_CLIENT_ID=e2e".into(),
-        "OIDC_CLIENT_SECRET=e2e-image-not-a-secret".into(),
+        "FORGE_URL=http://127.0.0.1:9".into(),
+        "FORGE_TOKEN=e2e-image-not-a-secret".into(),
     ] {
         cmd.arg(format!("--env={env}"));
     }

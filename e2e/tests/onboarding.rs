@@ -35,7 +35,7 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
     let t = tester("alice", "Alice.Smith_2", "pool")
         .with("sharedEngines", json!(["embedder", "voice"]))
         .with("aiProviders", json!(["openai", "anthropic"]));
-    applied(s.ns.apply(&t.build()));
+    s.apply(&t.build());
 
     let ready = wait::ready(&s.api, "alice", READY_TIMEOUT).await.unwrap();
     let status = ready.status.clone().unwrap();
@@ -68,7 +68,7 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
     );
 
     // The gate, proven from outside as a stranger: sent to sign-in, /health open.
-    e2e::probe::gate_sends_strangers_to(&url, &s.oidc.issuer).await;
+    e2e::probe::gate_sends_strangers_to(&url, &s.forge.url).await;
 
     // The token: in a Secret, accepted by both engines under the tester's identity only.
     let token = s.ns.kubectl(&[
@@ -143,7 +143,7 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
             .as_ref()
             .unwrap()
             .allowed_accounts
-            .contains(&"admin".to_string())
+            .contains(&e2e::stack::ADMIN.to_string())
     );
 
     // Delete: nothing left on the grid.

@@ -151,7 +151,7 @@ async fn a_machine_on_a_dead_node_is_moved_and_keeps_its_address_and_sign_in() {
         1.0
     );
     // Sign-in at its address: a stranger is sent to the identity provider, /health answers.
-    e2e::probe::gate_sends_strangers_to(now.url.as_deref().unwrap(), &s.oidc.issuer).await;
+    e2e::probe::gate_sends_strangers_to(now.url.as_deref().unwrap(), &s.forge.url).await;
 
     // The node comes back: nothing of the old machine is left.
     s.grid.admin.set_node(dead, &set_down(false)).await.unwrap();

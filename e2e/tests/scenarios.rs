@@ -8,7 +8,7 @@ use controller::resources::{HostPool, Tester, condition_status, find_condition};
 use e2e::{
     fixtures::{ai_keys, host_pool, shared_engine, tester},
     smtp::SmtpSink,
-    stack::{AGENT_KEY, OIDC_CLIENT_SECRET, Stack, TWIN_SECRET, TestNode},
+    stack::{AGENT_KEY, Stack, TWIN_SECRET, TestNode},
     wait,
 };
 use gridapi::proxy::NodeStatus;
@@ -516,8 +516,11 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
     s.apply(&host_pool("pool", &[1], 50, 4));
     s.apply(&shared_engine("voice", &s.grid.engine_url("voice")));
     s.apply(&ai_keys(&[("openai", "sk-openai-e2e-secret-9931")]));
-    let t = tester("new", "Nina", "pool")
+    // An account name of its own: the Forge outlives test runs.
+    let nina = format!("Nina{}", std::process::id());
+    let t = tester("new", &nina, "pool")
         .with("accountType", json!("New"))
+        .with("accountDeletionPolicy", json!("Delete"))
         .with("welcomeEmail", json!(true))
         .with("sharedEngines", json!(["voice"]))
         .with("aiProviders", json!(["openai", "anthropic"]));
@@ -555,7 +558,8 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(mails[0].to, ["nina@example.com"]);
     assert!(
-        mails[0].data.contains("Sign in as: Nina") && mails[0].data.contains("one-time password"),
+        mails[0].data.contains(&format!("Sign in as: {nina}"))
+            && mails[0].data.contains("one-time password"),
         "{}",
         mails[0].data
     );
@@ -573,6 +577,36 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
             .success(),
         "the one-time password is erased once sent"
     );
+    // The account is real: the Forge has it, and the one-time password in the email opens it
+    // only to be changed.
+    let (status, user) = s
+        .forge
+        .admin(reqwest::Method::GET, &format!("users/{nina}"), None)
+        .await;
+    assert_eq!(status, 200, "{user}");
+    let me = reqwest::Client::new()
+        .get(s.forge.at("api/v1/user"))
+        .basic_auth(&nina, Some(&otp))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 403, "must change the one-time password first");
+    let client_secret = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            s.ns.kubectl(&[
+                "get",
+                "secret",
+                "new-sign-in",
+                "-o",
+                "jsonpath={.data.client_secret}",
+            ])
+            .stdout
+            .trim_ascii(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
 
     // A restart never sends it again: the restarted controller runs the email step (its own
     // step metric says so) and sends nothing.
@@ -616,7 +650,8 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
         "sk-openai-e2e-secret-9931",
         "sk-ant-e2e-secret-7120",
         AGENT_KEY,
-        OIDC_CLIENT_SECRET,
+        &client_secret,
+        s.forge.token(),
         TWIN_SECRET,
     ] {
         assert!(secret.len() >= 8);
@@ -679,7 +714,7 @@ async fn a_gate_that_disappears_flips_ready_and_is_repaired() {
     .await
     .unwrap();
     let view = grid.agents.config(&target).await.unwrap();
-    assert_eq!(view.gate.unwrap().allowed_accounts, ["admin", "gina"]);
+    assert_eq!(view.gate.unwrap().allowed_accounts, ["gina", "ops"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use e2e::stack::Oidc;
+use e2e::forge::Forge;
 
 use crate::{
     Ctx,
@@ -17,7 +17,7 @@ use crate::{
 const S: &str = "1 overhead";
 
 /// Runs the scenario.
-pub async fn run(ctx: &Ctx, oidc: &Oidc, r: &mut Report) -> anyhow::Result<()> {
+pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Result<()> {
     let n = ctx.settings.count(100, 10);
     let mut env = ctx.settings.controller_env.clone();
     env.push(("RESYNC".into(), "60s".into()));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use e2e::stack::Oidc;
+use e2e::forge::Forge;
 
 use crate::{
     Ctx, measure,
@@ -17,7 +17,7 @@ const S: &str = "3 realistic";
 const SCALE: u32 = 60;
 
 /// Runs the scenario.
-pub async fn run(ctx: &Ctx, oidc: &Oidc, r: &mut Report) -> anyhow::Result<()> {
+pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Result<()> {
     let mut env = ctx.settings.controller_env.clone();
     // The realistic proxy lags 60 s; scaled, 1 s.
     env.push(("PROXY_LAG".into(), "1s".into()));

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use e2e::stack::Oidc;
+use e2e::forge::Forge;
 
 use crate::{
     Ctx,
@@ -18,7 +18,7 @@ use crate::{
 const S: &str = "7 recovery";
 
 /// Runs the scenario.
-pub async fn run(ctx: &Ctx, oidc: &Oidc, r: &mut Report) -> anyhow::Result<()> {
+pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Result<()> {
     let n = ctx.settings.count(500, 20);
     let mut env = ctx.settings.controller_env.clone();
     env.push(("RESYNC".into(), "60s".into()));

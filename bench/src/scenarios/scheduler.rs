@@ -12,7 +12,7 @@ use controller::{
     resources::PlacementPolicy,
     scheduler::{Holding, Ledger, Need, NodeView, place},
 };
-use e2e::stack::Oidc;
+use e2e::forge::Forge;
 use serde_json::json;
 
 use crate::{
@@ -96,7 +96,7 @@ fn time_per_op(mut f: impl FnMut()) -> (f64, u64) {
 /// Each tester needs 25 GiB disk and 1 GiB memory; a node has 290 GiB SSD (270 free after the
 /// grid's 20 GiB reserve), so exactly 10 fit per node: the run tests the ledger (placements
 /// made from one listing before the grid counts them), the grid itself refuses nothing.
-pub async fn overcommit(ctx: &Ctx, oidc: &Oidc, r: &mut Report) -> anyhow::Result<()> {
+pub async fn overcommit(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Result<()> {
     const NODES: u32 = 15;
     const FREE_GIB: u64 = 270;
     const TESTERS: usize = 200;

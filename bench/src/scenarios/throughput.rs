@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::stack::Oidc;
+use e2e::forge::Forge;
 use serde_json::json;
 
 use crate::{
@@ -17,7 +17,11 @@ use crate::{
 const S: &str = "2 throughput";
 
 /// Runs the scenario; returns the stack with every tester Ready and the count.
-pub async fn run(ctx: &Ctx, oidc: &Oidc, r: &mut Report) -> anyhow::Result<(Stack, usize)> {
+pub async fn run(
+    ctx: &Ctx,
+    oidc: &'static Forge,
+    r: &mut Report,
+) -> anyhow::Result<(Stack, usize)> {
     let n = ctx.settings.count(1000, 20);
     let mut env = ctx.settings.controller_env.clone();
     // Scenario 4 runs on this stack: resync reads must fall inside its quiet window.
