@@ -1,5 +1,5 @@
 //! `bench`: the controller measured against the real parts — its own local control plane
-//! (kine + kube-apiserver), gridshim and the npm OIDC provider as processes, and the release
+//! (kine + kube-apiserver), gridshim and the Forge (Gitea) as processes, and the release
 //! controller binary. Prints one table and writes the same numbers as JSON. Numbers are
 //! printed, never asserted; only correctness (over-commit, duplicate VMs) fails the run.
 //!

@@ -207,6 +207,80 @@ impl Forge {
     }
 }
 
+impl Forge {
+    /// Asks Gitea's token endpoint to redeem a made-up code: the error it answers tells whether
+    /// it knows the client (`invalid_client`), accepts its secret (else "invalid client
+    /// secret") and the redirect URI (else "unexpected redirect URI"); with all three right it
+    /// only refuses the code ("client is not authorized").
+    pub async fn token_endpoint_error(
+        &self,
+        client_id: &str,
+        secret: &str,
+        redirect: &str,
+    ) -> serde_json::Value {
+        let resp = reqwest::Client::new()
+            .post(self.at("login/oauth/access_token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("code", "not-a-code-gitea-issued"),
+                ("redirect_uri", redirect),
+            ])
+            .send()
+            .await
+            .expect("the token endpoint answers");
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.expect("a JSON error");
+        assert!(status.is_client_error(), "{status}: {body}");
+        body
+    }
+}
+
+impl Forge {
+    /// The administrator's name and password (from the data folder; never print them).
+    fn admin_login(&self) -> (String, String) {
+        let password = std::fs::read_to_string(self.dir.join("admin-password"))
+            .expect("read the Forge's admin password")
+            .trim()
+            .to_string();
+        ("hero-admin".into(), password)
+    }
+
+    /// Mints another admin API token named `name` (Gitea mints tokens only for a password
+    /// sign-in), as an operator would for a second controller; see [`Forge::revoke_token`].
+    pub async fn mint_token(&self, name: &str) -> String {
+        let (user, password) = self.admin_login();
+        let resp = reqwest::Client::new()
+            .post(self.at(&format!("api/v1/users/{user}/tokens")))
+            .basic_auth(&user, Some(&password))
+            .json(&serde_json::json!({"name": name, "scopes": ["all"]}))
+            .send()
+            .await
+            .expect("the Forge answers");
+        assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "minting {name}");
+        let body: serde_json::Value = resp.json().await.expect("a token");
+        body["sha1"].as_str().expect("the token").to_string()
+    }
+
+    /// Revokes the admin API token named `name`.
+    pub async fn revoke_token(&self, name: &str) {
+        let (user, password) = self.admin_login();
+        let resp = reqwest::Client::new()
+            .delete(self.at(&format!("api/v1/users/{user}/tokens/{name}")))
+            .basic_auth(&user, Some(&password))
+            .send()
+            .await
+            .expect("the Forge answers");
+        assert_eq!(resp.status(), reqwest::StatusCode::NO_CONTENT, "revoking {name}");
+    }
+
+    /// Stops this Forge (`hack/forge.sh down`; its data stays for [`Forge::up`]).
+    pub fn down(&self) -> Output {
+        forge_sh(&self.dir, "down", None)
+    }
+}
+
 /// The password [`Forge::ensure_account`] gives an account.
 pub fn password_of(name: &str) -> String {
     format!("{name}-password")

@@ -351,10 +351,17 @@ impl Stack {
     /// The account of a Tester with `accountType: Existing` is made at the Forge first, as an
     /// operator's Forge would already have it (see [`Forge::ensure_account`]).
     pub fn apply(&self, doc: &str) {
+        let mut objects = Vec::new();
         for d in serde_yaml::Deserializer::from_str(doc) {
             let Ok(v) = serde_yaml::Value::deserialize(d) else {
                 continue;
             };
+            match v["items"].as_sequence() {
+                Some(items) if v["kind"].as_str() == Some("List") => objects.extend(items.clone()),
+                _ => objects.push(v),
+            }
+        }
+        for v in objects {
             if v["kind"].as_str() == Some("Tester")
                 && v["spec"]["accountType"].as_str() == Some("Existing")
                 && let Some(name) = v["spec"]["accountName"].as_str()

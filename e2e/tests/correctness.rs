@@ -1,5 +1,5 @@
 //! Defects a review of the controller found, each guarded end to end against the real parts
-//! (API server, gridshim, OIDC provider, SMTP conversation, controller process): a tester being
+//! (API server, gridshim, the Forge, SMTP conversation, controller process): a tester being
 //! deleted is never Ready, accounts that look alike never share an engine identity, tokens go
 //! to each SharedEngine's own token store, mail is never sent in plaintext across the network,
 //! an interrupted send is never repeated, and a lagging proxy never over-commits a node.

@@ -23,32 +23,6 @@ fn admin_client(forge: &Forge) -> Client {
         .expect("an HTTP client")
 }
 
-/// Asks Gitea's token endpoint to redeem a made-up code: the error it answers tells whether it
-/// knows the client, accepts its secret and its redirect URI.
-async fn token_endpoint_error(
-    forge: &Forge,
-    client_id: &str,
-    secret: &str,
-    redirect: &str,
-) -> Value {
-    let resp = Client::new()
-        .post(forge.at("login/oauth/access_token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-            ("code", "not-a-code-gitea-issued"),
-            ("redirect_uri", redirect),
-        ])
-        .send()
-        .await
-        .expect("the token endpoint answers");
-    let status = resp.status();
-    let body: Value = resp.json().await.expect("a JSON error");
-    assert!(status.is_client_error(), "{status}: {body}");
-    body
-}
-
 #[tokio::test]
 async fn admin_token_manages_users_and_oauth2_apps() {
     let forge = Forge::start().expect("the Forge starts");
@@ -185,12 +159,12 @@ async fn admin_token_manages_users_and_oauth2_apps() {
 
     // Gitea's token endpoint knows the client: the secret is accepted (only the made-up code is
     // not), a wrong secret is not, and no redirect URI but the one registered is.
-    let e = token_endpoint_error(&forge, &client_id, &secret, redirect).await;
+    let e = forge.token_endpoint_error(&client_id, &secret, redirect).await;
     assert_eq!(e["error_description"], "client is not authorized", "{e}");
-    let e = token_endpoint_error(&forge, &client_id, "wrong-secret", redirect).await;
+    let e = forge.token_endpoint_error(&client_id, "wrong-secret", redirect).await;
     assert_eq!(e["error_description"], "invalid client secret", "{e}");
     let e =
-        token_endpoint_error(&forge, &client_id, &secret, "http://elsewhere.localhost/cb").await;
+        forge.token_endpoint_error(&client_id, &secret, "http://elsewhere.localhost/cb").await;
     assert_eq!(e["error_description"], "unexpected redirect URI", "{e}");
 
     // (d) Deleting the application, then the user.
@@ -208,7 +182,7 @@ async fn admin_token_manages_users_and_oauth2_apps() {
         .await
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    let e = token_endpoint_error(&forge, &client_id, &secret, redirect).await;
+    let e = forge.token_endpoint_error(&client_id, &secret, redirect).await;
     assert_eq!(e["error"], "invalid_client", "{e}");
 
     let resp = http

@@ -1,5 +1,5 @@
 //! From `kubectl apply` to Ready and back to nothing, against the real API server, gridshim,
-//! the OIDC provider and the controller process.
+//! the Forge (a real Gitea) and the controller process.
 
 use std::time::Duration;
 
