@@ -258,7 +258,11 @@ impl Forge {
             .send()
             .await
             .expect("the Forge answers");
-        assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "minting {name}");
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::CREATED,
+            "minting {name}"
+        );
         let body: serde_json::Value = resp.json().await.expect("a token");
         body["sha1"].as_str().expect("the token").to_string()
     }
@@ -272,7 +276,11 @@ impl Forge {
             .send()
             .await
             .expect("the Forge answers");
-        assert_eq!(resp.status(), reqwest::StatusCode::NO_CONTENT, "revoking {name}");
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::NO_CONTENT,
+            "revoking {name}"
+        );
     }
 
     /// Stops this Forge (`hack/forge.sh down`; its data stays for [`Forge::up`]).

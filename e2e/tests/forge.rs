@@ -159,12 +159,17 @@ async fn admin_token_manages_users_and_oauth2_apps() {
 
     // Gitea's token endpoint knows the client: the secret is accepted (only the made-up code is
     // not), a wrong secret is not, and no redirect URI but the one registered is.
-    let e = forge.token_endpoint_error(&client_id, &secret, redirect).await;
+    let e = forge
+        .token_endpoint_error(&client_id, &secret, redirect)
+        .await;
     assert_eq!(e["error_description"], "client is not authorized", "{e}");
-    let e = forge.token_endpoint_error(&client_id, "wrong-secret", redirect).await;
+    let e = forge
+        .token_endpoint_error(&client_id, "wrong-secret", redirect)
+        .await;
     assert_eq!(e["error_description"], "invalid client secret", "{e}");
-    let e =
-        forge.token_endpoint_error(&client_id, &secret, "http://elsewhere.localhost/cb").await;
+    let e = forge
+        .token_endpoint_error(&client_id, &secret, "http://elsewhere.localhost/cb")
+        .await;
     assert_eq!(e["error_description"], "unexpected redirect URI", "{e}");
 
     // (d) Deleting the application, then the user.
@@ -182,7 +187,9 @@ async fn admin_token_manages_users_and_oauth2_apps() {
         .await
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    let e = forge.token_endpoint_error(&client_id, &secret, redirect).await;
+    let e = forge
+        .token_endpoint_error(&client_id, &secret, redirect)
+        .await;
     assert_eq!(e["error"], "invalid_client", "{e}");
 
     let resp = http

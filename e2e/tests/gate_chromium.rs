@@ -175,6 +175,10 @@ async fn testers_sign_in_at_the_forge_with_headless_chromium_and_others_are_kept
     let new_password = format!("{chris}-Chosen-9");
     let landed = sign_in(&start, &chris, &otp, Some(&new_password)).await;
     assert_eq!(landed["changedPassword"], true, "{landed}");
+    assert_eq!(
+        landed["authorized"], true,
+        "Gitea asks once per person and application"
+    );
     assert_eq!(landed["url"], start.as_str(), "{landed}");
     assert_eq!(landed["status"], 200, "{landed}");
     assert!(landed["body"].as_str().unwrap().contains(&app), "{landed}");
@@ -193,12 +197,18 @@ async fn testers_sign_in_at_the_forge_with_headless_chromium_and_others_are_kept
     let landed = sign_in(&start_d, &dana, &password, None).await;
     assert_eq!(landed["changedPassword"], false, "{landed}");
     assert_eq!(landed["status"], 200, "{landed}");
-    assert!(landed["body"].as_str().unwrap().contains(&app_d), "{landed}");
+    assert!(
+        landed["body"].as_str().unwrap().contains(&app_d),
+        "{landed}"
+    );
 
     // The same person at another tester's machine: signed in, yet kept out, kindly.
     let refused = sign_in(&start, &dana, &password, None).await;
     assert_eq!(refused["status"], 403, "{refused}");
     let body = refused["body"].as_str().unwrap();
-    assert!(body.contains(&dana) && body.contains("no access"), "{refused}");
+    assert!(
+        body.contains(&dana) && body.contains("no access"),
+        "{refused}"
+    );
     assert!(!body.contains(&app), "{refused}");
 }

@@ -30,12 +30,18 @@ fn applied(out: std::process::Output) {
 
 /// Waits until the Tester's `AccountReady` is False for `reason`; returns its message.
 async fn refused(s: &Stack, name: &str, reason: &str) -> String {
-    let t = wait::tester_until(&s.api, name, TIMEOUT, &format!("AccountReady {reason}"), |t| {
-        t.status
-            .as_ref()
-            .and_then(|st| find_condition(&st.conditions, "AccountReady"))
-            .is_some_and(|c| c.status == "False" && c.reason == reason)
-    })
+    let t = wait::tester_until(
+        &s.api,
+        name,
+        TIMEOUT,
+        &format!("AccountReady {reason}"),
+        |t| {
+            t.status
+                .as_ref()
+                .and_then(|st| find_condition(&st.conditions, "AccountReady"))
+                .is_some_and(|c| c.status == "False" && c.reason == reason)
+        },
+    )
     .await
     .unwrap();
     let status = t.status.unwrap();
@@ -101,7 +107,8 @@ async fn gate_on_machine(s: &Stack, t: &Tester) -> (String, String) {
     let gate = view.gate.expect("a gate on the machine");
     (
         gate.client_id,
-        gate.client_secret_digest.expect("the gate reports its secret's digest"),
+        gate.client_secret_digest
+            .expect("the gate reports its secret's digest"),
     )
 }
 
@@ -130,9 +137,15 @@ async fn bad_accounts_are_refused_at_the_forge_and_nothing_is_made_on_the_grid()
     );
 
     let msg = refused(&s, "taken", "AccountExists").await;
-    assert!(msg.contains("never overwritten") && msg.contains("accountType: Existing"), "{msg}");
+    assert!(
+        msg.contains("never overwritten") && msg.contains("accountType: Existing"),
+        "{msg}"
+    );
     let msg = refused(&s, "missing", "AccountNotFound").await;
-    assert!(msg.contains(&missing) && msg.contains("accountType: New"), "{msg}");
+    assert!(
+        msg.contains(&missing) && msg.contains("accountType: New"),
+        "{msg}"
+    );
     let msg = refused(&s, "reserved", "AccountRefused").await;
     assert!(msg.contains("reserved"), "the Forge's own reason: {msg}");
 
@@ -182,10 +195,16 @@ async fn a_forge_that_is_down_or_refuses_the_token_is_said_and_retried() {
     forge.revoke_token("controller-under-test").await;
     applied(s.ns.apply(&tester("ulla", "ulla", "pool").build()));
     let msg = refused(&s, "ulla", "ForgeUnauthorized").await;
-    assert!(msg.contains("FORGE_TOKEN"), "says which setting to fix: {msg}");
+    assert!(
+        msg.contains("FORGE_TOKEN"),
+        "says which setting to fix: {msg}"
+    );
     assert!(!msg.contains(&token));
     let logs = s.controller().process.output();
-    assert!(!logs.contains(&token), "the Forge token is in the controller's log");
+    assert!(
+        !logs.contains(&token),
+        "the Forge token is in the controller's log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -209,12 +228,18 @@ async fn each_tester_has_its_own_sign_in_client_rotated_on_request_and_removed_w
     // One application per tester, its only redirect the tester's own callback.
     for (t, c) in [(&ta, &a), (&tb, &b)] {
         let url = t.status.as_ref().unwrap().url.clone().unwrap();
-        assert_eq!(c.redirect, format!("{}/oauth2/callback", url.trim_end_matches('/')));
+        assert_eq!(
+            c.redirect,
+            format!("{}/oauth2/callback", url.trim_end_matches('/'))
+        );
         let recorded = t.status.as_ref().unwrap().sign_in_client.clone().unwrap();
         assert_eq!(recorded.client_id, c.id);
         assert_eq!(recorded.redirect_uri, c.redirect);
-        let (status, app) =
-            forge_get(s.forge, &format!("user/applications/oauth2/{}", c.application)).await;
+        let (status, app) = forge_get(
+            s.forge,
+            &format!("user/applications/oauth2/{}", c.application),
+        )
+        .await;
         assert_eq!(status, 200, "{app}");
         assert_eq!(app["client_id"], c.id.as_str());
         assert_eq!(app["redirect_uris"], json!([c.redirect]));
@@ -225,8 +250,14 @@ async fn each_tester_has_its_own_sign_in_client_rotated_on_request_and_removed_w
             (c.id.clone(), sha256_hex(&c.secret))
         );
         // From outside, the gate sends a stranger to the Forge with this tester's client.
+        let host = url::Url::parse(&url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string();
         let resp = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .resolve_to_addrs(&host, &["127.0.0.1:0".parse().unwrap()])
             .build()
             .unwrap()
             .get(&url)
@@ -240,11 +271,20 @@ async fn each_tester_has_its_own_sign_in_client_rotated_on_request_and_removed_w
     }
 
     // No wildcard: a's client cannot send a code to b's machine, nor use b's secret.
-    let e = s.forge.token_endpoint_error(&a.id, &a.secret, &a.redirect).await;
+    let e = s
+        .forge
+        .token_endpoint_error(&a.id, &a.secret, &a.redirect)
+        .await;
     assert_eq!(e["error_description"], "client is not authorized", "{e}");
-    let e = s.forge.token_endpoint_error(&a.id, &a.secret, &b.redirect).await;
+    let e = s
+        .forge
+        .token_endpoint_error(&a.id, &a.secret, &b.redirect)
+        .await;
     assert_eq!(e["error_description"], "unexpected redirect URI", "{e}");
-    let e = s.forge.token_endpoint_error(&a.id, &b.secret, &a.redirect).await;
+    let e = s
+        .forge
+        .token_endpoint_error(&a.id, &b.secret, &a.redirect)
+        .await;
     assert_eq!(e["error_description"], "invalid client secret", "{e}");
 
     // Rotation on request: a new secret, on the machine, and the old one refused.
@@ -255,12 +295,18 @@ async fn each_tester_has_its_own_sign_in_client_rotated_on_request_and_removed_w
         "sandbox.hero.dev/rotate-sign-in-secret=2026-12-04",
     ]));
     let secrets: Api<Secret> = Api::namespaced(s.api.clone().into_client(), &s.ns.name);
-    wait::object_until(&secrets, "a-sign-in", TIMEOUT, "a new client secret", |sec| {
-        sec.data
-            .as_ref()
-            .and_then(|d| d.get("client_secret"))
-            .is_some_and(|v| v.0 != a.secret.as_bytes())
-    })
+    wait::object_until(
+        &secrets,
+        "a-sign-in",
+        TIMEOUT,
+        "a new client secret",
+        |sec| {
+            sec.data
+                .as_ref()
+                .and_then(|d| d.get("client_secret"))
+                .is_some_and(|v| v.0 != a.secret.as_bytes())
+        },
+    )
     .await
     .unwrap();
     let rotated = client_of(&s, "a").await;
@@ -276,26 +322,48 @@ async fn each_tester_has_its_own_sign_in_client_rotated_on_request_and_removed_w
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     // The agent has no watch: poll its view until the gate runs with the new secret.
     while gate_on_machine(&s, &ta).await.1 != digest {
-        assert!(tokio::time::Instant::now() < deadline, "the machine kept the old secret");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the machine kept the old secret"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let e = s.forge.token_endpoint_error(&a.id, &a.secret, &a.redirect).await;
-    assert_eq!(e["error_description"], "invalid client secret", "old secret: {e}");
+    let e = s
+        .forge
+        .token_endpoint_error(&a.id, &a.secret, &a.redirect)
+        .await;
+    assert_eq!(
+        e["error_description"], "invalid client secret",
+        "old secret: {e}"
+    );
     let e = s
         .forge
         .token_endpoint_error(&a.id, &rotated.secret, &a.redirect)
         .await;
-    assert_eq!(e["error_description"], "client is not authorized", "new secret: {e}");
+    assert_eq!(
+        e["error_description"], "client is not authorized",
+        "new secret: {e}"
+    );
 
     // Deleting the Testers removes their applications, and the account only b's Tester made.
     applied(s.ns.kubectl(&["delete", "tester", "a", "b", "--wait=false"]));
     wait::gone(&s.api, "a", TIMEOUT).await.unwrap();
     wait::gone(&s.api, "b", TIMEOUT).await.unwrap();
     for c in [&a, &b] {
-        let (status, _) =
-            forge_get(s.forge, &format!("user/applications/oauth2/{}", c.application)).await;
-        assert_eq!(status, 404, "application {} is left at the Forge", c.application);
-        let e = s.forge.token_endpoint_error(&c.id, &c.secret, &c.redirect).await;
+        let (status, _) = forge_get(
+            s.forge,
+            &format!("user/applications/oauth2/{}", c.application),
+        )
+        .await;
+        assert_eq!(
+            status, 404,
+            "application {} is left at the Forge",
+            c.application
+        );
+        let e = s
+            .forge
+            .token_endpoint_error(&c.id, &c.secret, &c.redirect)
+            .await;
         assert_eq!(e["error"], "invalid_client", "{e}");
     }
     assert_eq!(forge_get(s.forge, &format!("users/{made}")).await.0, 404);

@@ -556,7 +556,10 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
         .unwrap();
     let mails = smtp.mails();
     assert_eq!(mails.len(), 1, "{mails:?}");
-    assert_eq!(mails[0].to, [format!("{}@example.com", nina.to_lowercase())]);
+    assert_eq!(
+        mails[0].to,
+        [format!("{}@example.com", nina.to_lowercase())]
+    );
     assert!(
         mails[0].data.contains(&format!("Sign in as: {nina}"))
             && mails[0].data.contains("one-time password"),

@@ -2,8 +2,10 @@
 // download) through a sign-in at the Forge (Gitea): opens START, is sent to Gitea's sign-in
 // form, fills it with LOGIN/PASSWORD, sets NEW_PASSWORD when Gitea asks for a new one (an
 // account made with a one-time password), and waits until the browser is back on START's
-// origin; then opens START again with the session it got. Prints one JSON line on stdout:
-//   {"url": "...", "status": 200, "body": "...", "changedPassword": true, "forgePages": [...]}
+// origin (authorizing the application when Gitea asks); then opens START again with the session
+// it got. Prints one JSON line on stdout:
+//   {"url": "...", "status": 200, "body": "...", "changedPassword": true, "authorized": true,
+//    "forgePages": [...]}
 // Usage: node chromium-forge-sign-in.mjs CDP_URL START LOGIN PASSWORD NEW_PASSWORD|- [SCREENSHOT.png]
 import { chromium } from 'playwright-core';
 
@@ -40,13 +42,27 @@ try {
     await Promise.all([page.waitForNavigation(), page.click('form[action*="change_password"] button.primary')]);
     changedPassword = true;
   }
-  await page.waitForURL((u) => u.origin === origin);
+  // Gitea asks each person once per application to authorize it (it skips the question only
+  // when a grant exists, even for a confidential client): the person agrees.
+  let authorized = false;
+  if (new URL(page.url()).pathname.endsWith('/login/oauth/authorize')) {
+    await Promise.all([page.waitForNavigation(), page.click('#authorize-app')]);
+    authorized = true;
+  }
+  try {
+    await page.waitForURL((u) => u.origin === origin);
+  } catch (e) {
+    // Say where the browser got stuck (the page's path and text, never a password).
+    const text = await page.evaluate(() => document.body.innerText).catch(() => '');
+    console.error(`not back on ${origin}; stuck at ${new URL(page.url()).pathname} after ${forgePages.join(' -> ')}:\n${text.slice(0, 800)}`);
+    throw e;
+  }
   await page.waitForLoadState('load');
   // The signed-in session, on the page asked for.
   const response = await page.goto(start);
   if (screenshot) await page.screenshot({ path: screenshot });
   const body = await page.evaluate(() => document.body.innerText);
-  console.log(JSON.stringify({ url: page.url(), status: response.status(), body, changedPassword, forgePages }));
+  console.log(JSON.stringify({ url: page.url(), status: response.status(), body, changedPassword, authorized, forgePages }));
 } finally {
   await browser.close();
 }
