@@ -513,7 +513,11 @@ mod tests {
     #[test]
     fn ready_names_the_first_step_that_does_not_hold() {
         let mut conds = all_steps_true();
-        conds[3] = cond(conditions::GATE_SECURED, "False", "GateDrifted", "x");
+        let gate = conds
+            .iter()
+            .position(|c| c.type_ == conditions::GATE_SECURED)
+            .unwrap();
+        conds[gate] = cond(conditions::GATE_SECURED, "False", "GateDrifted", "x");
         let r = readiness(&conds, false).unwrap();
         assert!(!r.ok);
         assert_eq!(r.reason, "GateSecuredNotReady");
