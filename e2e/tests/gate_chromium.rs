@@ -5,8 +5,8 @@
 //! lands on the tester's app; an account that is not allowed gets the gate's friendly page.
 //!
 //! Chromium comes from `hack/chromium.sh` (apt-get, skipped when installed); it is driven over
-//! the DevTools protocol by `hack/oidc/chromium-forge-sign-in.mjs` (playwright-core from the npm
-//! cache that `hack/oidc/install.sh` fills; no browser download).
+//! the DevTools protocol by `hack/browser/chromium-forge-sign-in.mjs` (playwright-core from the npm
+//! cache that `hack/browser/install.sh` fills; no browser download).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -90,7 +90,7 @@ async fn sign_in(start: &str, login: &str, password: &str, new_password: Option<
         .expect("starting /usr/bin/chromium");
     let port = devtools_port(&profile.0, &mut chromium).await;
     let driver = Command::new("node")
-        .arg(repo_root().join("hack/oidc/chromium-forge-sign-in.mjs"))
+        .arg(repo_root().join("hack/browser/chromium-forge-sign-in.mjs"))
         .arg(format!("http://127.0.0.1:{port}"))
         .args([start, login, password, new_password.unwrap_or("-")])
         .arg(profile.0.join("landed.png"))
@@ -133,10 +133,10 @@ async fn testers_sign_in_at_the_forge_with_headless_chromium_and_others_are_kept
         .expect("running hack/chromium.sh");
     assert!(status.success(), "hack/chromium.sh failed");
     let install = std::process::Command::new("bash")
-        .arg(repo_root().join("hack/oidc/install.sh"))
+        .arg(repo_root().join("hack/browser/install.sh"))
         .status()
-        .expect("running hack/oidc/install.sh");
-    assert!(install.success(), "hack/oidc/install.sh failed");
+        .expect("running hack/browser/install.sh");
+    assert!(install.success(), "hack/browser/install.sh failed");
 
     let smtp = SmtpSink::start().await;
     let s = Stack::start(

@@ -1,29 +1,23 @@
-//! The sign-in gate against the real npm OIDC provider (`hack/oidc`, configured like Forgejo),
-//! driven by a scripted browser: who gets in, who gets the friendly refusal, and that every
-//! listener keeps the same rules.
+//! The sign-in gate against the Forge (a real Gitea, started by `hack/forge.sh`), driven by a
+//! scripted browser: who gets in, who gets the friendly refusal, and that every listener keeps
+//! the same rules. Each gate has an OAuth2 application of its own at the Forge, whose only
+//! redirect is that gate's callback, as on the testers' machines.
 
 #[path = "../src/gate/mod.rs"]
 mod harness;
 
+use e2e::forge::Forge;
 use harness::app::{app, config, serve_gate};
-use harness::npm::{self, CLIENT_ID, CLIENT_SECRET, sign_in};
-use harness::{AppSaw, Browser, NpmProvider, RunningGate, start_gate};
+use harness::forge::{ADMIN, Client, account_id, client_for, sign_in, to_callback};
+use harness::{AppSaw, Browser, RunningGate, start_forge_gate};
 use std::collections::HashMap;
 use std::time::Duration;
 
-async fn provider_and_gate() -> (NpmProvider, RunningGate) {
-    let provider = NpmProvider::start()
-        .await
-        .expect("the npm OIDC provider starts");
-    let gate = start_gate(
-        &provider.issuer,
-        (CLIENT_ID, CLIENT_SECRET),
-        &["alice"],
-        &["admin"],
-        None,
-    )
-    .await;
-    (provider, gate)
+/// The shared Forge and a gate allowing `alice` (administrator [`ADMIN`]) with its client.
+async fn forge_and_gate() -> (&'static Forge, RunningGate, Client) {
+    let forge = Forge::shared();
+    let (gate, client) = start_forge_gate(forge, &["alice"], &[ADMIN], None).await;
+    (forge, gate, client)
 }
 
 fn query(url: &url::Url) -> HashMap<String, String> {
@@ -46,7 +40,7 @@ fn host(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unauthenticated_request_is_sent_to_the_provider() {
-    let (provider, gate) = provider_and_gate().await;
+    let (forge, gate, client) = forge_and_gate().await;
     let browser = Browser::new();
     let page = browser
         .get(&format!("{}/apps/planner?board=1", gate.public))
@@ -56,7 +50,7 @@ async fn an_unauthenticated_request_is_sent_to_the_provider() {
     let to = page.location.clone().unwrap();
     assert!(
         to.as_str()
-            .starts_with(&format!("{}/auth?", provider.issuer.trim_end_matches('/'))),
+            .starts_with(&format!("{}login/oauth/authorize?", forge.url)),
         "{to}"
     );
     let q = query(&to);
@@ -65,7 +59,7 @@ async fn an_unauthenticated_request_is_sent_to_the_provider() {
         assert!(scopes.contains(&scope), "scope {scope} missing: {scopes:?}");
     }
     assert_eq!(q["response_type"], "code");
-    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["client_id"], client.id);
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(
         q["redirect_uri"],
@@ -87,7 +81,7 @@ async fn an_unauthenticated_request_is_sent_to_the_provider() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_is_public_on_both_listeners() {
-    let (_provider, gate) = provider_and_gate().await;
+    let (_forge, gate, _client) = forge_and_gate().await;
     let browser = Browser::new();
     for base in [&gate.public, &gate.private] {
         let page = browser.get(&format!("{base}/health")).await.unwrap();
@@ -103,7 +97,7 @@ async fn health_is_public_on_both_listeners() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tester_signs_in_and_the_app_sees_the_username() {
-    let (_provider, gate) = provider_and_gate().await;
+    let (_forge, gate, _client) = forge_and_gate().await;
     let browser = Browser::new();
     let page = sign_in(
         &browser,
@@ -115,8 +109,13 @@ async fn the_tester_signs_in_and_the_app_sees_the_username() {
     .unwrap();
     let saw = app_saw(&page);
     assert_eq!(saw.user.as_deref(), Some("alice"));
-    assert_eq!(saw.email.as_deref(), Some("alice@example.test"));
-    assert_eq!(saw.sub.as_deref(), Some("1001"), "Forgejo-like numeric sub");
+    assert_eq!(saw.email.as_deref(), Some("alice@accounts.forge.test"));
+    let id = account_id(Forge::shared(), "alice").await;
+    assert_eq!(
+        saw.sub.as_deref(),
+        Some(id.as_str()),
+        "Gitea's numeric account id"
+    );
     assert_eq!(
         (saw.path.as_str(), saw.query.as_deref()),
         ("/apps/planner", Some("board=1"))
@@ -141,23 +140,22 @@ async fn the_tester_signs_in_and_the_app_sees_the_username() {
         .unwrap();
     let saw = app_saw(&page);
     assert_eq!(saw.user.as_deref(), Some("alice"));
-    assert_eq!(saw.email.as_deref(), Some("alice@example.test"));
+    assert_eq!(saw.email.as_deref(), Some("alice@accounts.forge.test"));
     assert_ne!(saw.forwarded_host.as_deref(), Some("evil.example"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_session_cookie_is_sealed_http_only_and_lax() {
-    let (_provider, gate) = provider_and_gate().await;
+    let (_forge, gate, _client) = forge_and_gate().await;
     let browser = Browser::new();
-    let start = browser.follow(&format!("{}/", gate.public)).await.unwrap();
-    let action = npm::form_action(&start).expect("the provider's form");
-    let answer = browser
-        .post_form(
-            start.url.join(&action).unwrap().as_str(),
-            &[("login", "alice"), ("password", "alice-password")],
-        )
-        .await
-        .unwrap();
+    let answer = to_callback(
+        &browser,
+        &format!("{}/", gate.public),
+        "alice",
+        "alice-password",
+    )
+    .await
+    .unwrap();
     // Follow by hand up to the gate's callback answer, to read its Set-Cookie.
     let mut page = answer;
     while page.is_redirect() && !page.url.path().starts_with("/oauth2/callback") {
@@ -184,7 +182,7 @@ async fn the_session_cookie_is_sealed_http_only_and_lax() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_not_allowed_gets_the_friendly_refusal() {
-    let (_provider, gate) = provider_and_gate().await;
+    let (_forge, gate, _client) = forge_and_gate().await;
     let browser = Browser::new();
     let page = sign_in(
         &browser,
@@ -211,26 +209,26 @@ async fn an_account_not_allowed_gets_the_friendly_refusal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_administrator_gets_in() {
-    let (_provider, gate) = provider_and_gate().await;
+    let (_forge, gate, _client) = forge_and_gate().await;
     let browser = Browser::new();
     let page = sign_in(
         &browser,
         &format!("{}/cockpit", gate.public),
-        "admin",
-        "admin-password",
+        ADMIN,
+        &format!("{ADMIN}-password"),
     )
     .await
     .unwrap();
     let saw = app_saw(&page);
-    assert_eq!(saw.user.as_deref(), Some("admin"));
+    assert_eq!(saw.user.as_deref(), Some(ADMIN));
     assert_eq!(saw.path, "/cockpit");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_password_gets_nobody_in() {
-    let (_provider, gate) = provider_and_gate().await;
+    let (_forge, gate, _client) = forge_and_gate().await;
     let browser = Browser::new();
-    let page = sign_in(
+    let page = to_callback(
         &browser,
         &format!("{}/", gate.public),
         "alice",
@@ -239,8 +237,9 @@ async fn a_wrong_password_gets_nobody_in() {
     .await
     .unwrap();
     assert_eq!(page.status, 200);
+    assert!(page.url.path().ends_with("/user/login"), "{}", page.url);
     assert!(
-        page.body.contains("Wrong username or password"),
+        page.body.contains("Username or password is incorrect."),
         "{}",
         page.body
     );
@@ -254,7 +253,7 @@ async fn a_wrong_password_gets_nobody_in() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_private_listener_keeps_the_same_rules() {
-    let (provider, gate) = provider_and_gate().await;
+    let (forge, gate, _client) = forge_and_gate().await;
     let anonymous = Browser::new();
     let page = anonymous
         .get(&format!("{}/apps", gate.private))
@@ -265,7 +264,7 @@ async fn the_private_listener_keeps_the_same_rules() {
         page.location
             .unwrap()
             .as_str()
-            .starts_with(provider.issuer.trim_end_matches('/'))
+            .starts_with(forge.url.trim_end_matches('/'))
     );
     let page = anonymous
         .get_with(
@@ -314,9 +313,15 @@ async fn the_private_listener_keeps_the_same_rules() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gate_that_starts_before_its_provider_comes_up_with_it() {
-    let port = harness::free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let gate = start_gate(&issuer, (CLIENT_ID, CLIENT_SECRET), &["alice"], &[], None).await;
+    // A Forge of this test's own, stopped once the gate's application is registered.
+    let forge = Forge::start().expect("a Forge of this test");
+    let (gate, _client) = start_forge_gate(&forge, &["alice"], &[], None).await;
+    let down = forge.down();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     let browser = Browser::new();
     let page = browser.get(&format!("{}/", gate.public)).await.unwrap();
     assert_eq!(page.status, 503, "no provider yet: {}", page.body);
@@ -330,7 +335,12 @@ async fn a_gate_that_starts_before_its_provider_comes_up_with_it() {
         200
     );
 
-    let _provider = NpmProvider::start_with(port, false).await.unwrap();
+    let up = forge.up(None);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     // The gate retries discovery on later requests (after a short pause between tries).
     let mut page = browser.get(&format!("{}/", gate.public)).await.unwrap();
     for _ in 0..60 {
@@ -354,16 +364,9 @@ async fn a_gate_that_starts_before_its_provider_comes_up_with_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_keeps_sessions_and_the_requested_scopes() {
-    let provider = NpmProvider::start().await.unwrap();
+    let forge = Forge::shared();
     let key = gate::SessionKey::random();
-    let first = start_gate(
-        &provider.issuer,
-        (CLIENT_ID, CLIENT_SECRET),
-        &["alice"],
-        &[],
-        Some(key.clone()),
-    )
-    .await;
+    let (first, client) = start_forge_gate(forge, &["alice"], &[], Some(key.clone())).await;
     let browser = Browser::new();
     sign_in(
         &browser,
@@ -377,10 +380,10 @@ async fn a_restart_keeps_sessions_and_the_requested_scopes() {
     drop(first);
 
     // The same configuration again (as the VM agent keeps it), on a fresh process-equivalent.
-    let issuer = provider.issuer.clone();
+    let issuer = forge.url.clone();
     let url = public_url.clone();
     let second = serve_gate("127.0.0.1", move |_, hits| {
-        let mut config = config(&issuer, CLIENT_ID, CLIENT_SECRET, &url, &["alice"], &[]);
+        let mut config = config(&issuer, &client.id, &client.secret, &url, &["alice"], &[]);
         config.session_key = key;
         gate::Gate::new(config).unwrap().wrap(app(hits))
     })
@@ -453,7 +456,7 @@ async fn the_standalone_binary_gates_an_upstream_on_every_listener() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let provider = NpmProvider::start().await.unwrap();
+    let forge = Forge::shared();
     let hits = Arc::new(AtomicUsize::new(0));
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
@@ -473,16 +476,17 @@ async fn the_standalone_binary_gates_an_upstream_on_every_listener() {
     let dir =
         std::env::temp_dir().join(format!("gate-binary-{}-{public_port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("client-secret"), CLIENT_SECRET).unwrap();
+    let client = client_for(forge, &public).await;
+    std::fs::write(dir.join("client-secret"), &client.secret).unwrap();
     let config_path = dir.join("gate.json");
     std::fs::write(
         &config_path,
         serde_json::json!({
-            "issuer": provider.issuer,
-            "client_id": CLIENT_ID,
+            "issuer": forge.url,
+            "client_id": client.id,
             "client_secret_file": dir.join("client-secret"),
             "allowed_accounts": ["alice"],
-            "admins": ["admin"],
+            "admins": [ADMIN],
             "public_url": public,
             "upstream": upstream_url,
             "listen": [format!("127.0.0.1:{public_port}"), format!("127.0.0.2:{private_port}")],
@@ -554,7 +558,7 @@ async fn the_standalone_binary_gates_an_upstream_on_every_listener() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("signed in"), "{log}");
     assert!(
-        !log.contains(CLIENT_SECRET),
+        !log.contains(&client.secret),
         "the client secret leaked into the log"
     );
     assert!(

@@ -102,33 +102,61 @@ pub fn config(
     config
 }
 
-/// Binds the two listeners, then serves `make(public_url)` on both. The public listener is on
-/// `public_host` (127.0.0.1 or a `*.localhost` name resolving there), the private one on
-/// 127.0.0.2.
+/// The two listeners of a gate, bound before its configuration is made (the Forge registers
+/// the public URL's callback first).
+pub struct Listeners {
+    public: TcpListener,
+    private: TcpListener,
+    /// The public URL (`http://<public_host>:<port>`).
+    pub public_url: String,
+    /// The private listener's base URL.
+    pub private_url: String,
+}
+
+impl Listeners {
+    /// Binds the public listener on 127.0.0.1 (named `public_host`: 127.0.0.1 or a
+    /// `*.localhost` name resolving there) and the private one on 127.0.0.2.
+    pub async fn bind(public_host: &str) -> Self {
+        let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
+        let private = TcpListener::bind("127.0.0.2:0")
+            .await
+            .expect("bind private");
+        let public_url = format!(
+            "http://{public_host}:{}",
+            public.local_addr().unwrap().port()
+        );
+        let private_url = format!("http://{}", private.local_addr().unwrap());
+        Self {
+            public,
+            private,
+            public_url,
+            private_url,
+        }
+    }
+
+    /// Serves `make(public_url)` on both listeners.
+    pub fn serve(self, make: impl FnOnce(String, Arc<AtomicUsize>) -> Router) -> RunningGate {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let router = make(self.public_url.clone(), hits.clone());
+        let listeners = vec![self.public, self.private];
+        let task = tokio::spawn(async move {
+            let _ = gate::serve(router, listeners).await;
+        });
+        RunningGate {
+            public: self.public_url,
+            private: self.private_url,
+            app_hits: hits,
+            task,
+        }
+    }
+}
+
+/// Binds the two listeners, then serves `make(public_url)` on both (see [`Listeners`]).
 pub async fn serve_gate(
     public_host: &str,
     make: impl FnOnce(String, Arc<AtomicUsize>) -> Router,
 ) -> RunningGate {
-    let public = TcpListener::bind("127.0.0.1:0").await.expect("bind public");
-    let private = TcpListener::bind("127.0.0.2:0")
-        .await
-        .expect("bind private");
-    let public_url = format!(
-        "http://{public_host}:{}",
-        public.local_addr().unwrap().port()
-    );
-    let private_url = format!("http://{}", private.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let router = make(public_url.clone(), hits.clone());
-    let task = tokio::spawn(async move {
-        let _ = gate::serve(router, vec![public, private]).await;
-    });
-    RunningGate {
-        public: public_url,
-        private: private_url,
-        app_hits: hits,
-        task,
-    }
+    Listeners::bind(public_host).await.serve(make)
 }
 
 /// A gate for `issuer` (client `client_id`/`client_secret`) in front of the reporting app,
@@ -140,18 +168,49 @@ pub async fn start_gate(
     admins: &[&str],
     key: Option<SessionKey>,
 ) -> RunningGate {
-    let issuer = issuer.to_string();
-    let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
-    let admins: Vec<String> = admins.iter().map(|s| s.to_string()).collect();
-    let (id, secret) = (client.0.to_string(), client.1.to_string());
-    serve_gate("127.0.0.1", move |public_url, hits| {
-        let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-        let admins: Vec<&str> = admins.iter().map(String::as_str).collect();
-        let mut config = config(&issuer, &id, &secret, &public_url, &allowed, &admins);
+    gate_on(
+        Listeners::bind("127.0.0.1").await,
+        issuer,
+        client,
+        allowed,
+        admins,
+        key,
+    )
+}
+
+/// A gate signing in at the Forge with an application of its own (see [`super::forge`]).
+pub async fn start_forge_gate(
+    forge: &e2e::forge::Forge,
+    allowed: &[&str],
+    admins: &[&str],
+    key: Option<SessionKey>,
+) -> (RunningGate, super::forge::Client) {
+    let listeners = Listeners::bind("127.0.0.1").await;
+    let client = super::forge::client_for(forge, &listeners.public_url).await;
+    let gate = gate_on(
+        listeners,
+        &forge.url,
+        (&client.id, &client.secret),
+        allowed,
+        admins,
+        key,
+    );
+    (gate, client)
+}
+
+fn gate_on(
+    listeners: Listeners,
+    issuer: &str,
+    client: (&str, &str),
+    allowed: &[&str],
+    admins: &[&str],
+    key: Option<SessionKey>,
+) -> RunningGate {
+    listeners.serve(|public_url, hits| {
+        let mut config = config(issuer, client.0, client.1, &public_url, allowed, admins);
         if let Some(key) = key {
             config.session_key = key;
         }
         Gate::new(config).expect("gate config").wrap(app(hits))
     })
-    .await
 }

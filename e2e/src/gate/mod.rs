@@ -1,22 +1,21 @@
-//! Harness for the sign-in gate's end-to-end tests: a scripted browser, the npm OIDC provider,
-//! a small provider in Rust for provider quirks and refusals, and a gate in front of an app
-//! that reports what it was told.
+//! Harness for the sign-in gate's end-to-end tests: a scripted browser, the Forge (a real
+//! Gitea) as provider, a small provider in Rust for provider quirks and refusals, and a gate in
+//! front of an app that reports what it was told.
 //!
-//! Each `e2e/tests/gate_*.rs` includes this module with `#[path]`, so the gate's tests build
-//! without the rest of the e2e harness (and its control plane).
+//! Each `e2e/tests/gate_*.rs` includes this module with `#[path]`; none of it needs the control
+//! plane.
 
 // Every test binary includes the whole harness but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
 pub mod browser;
+pub mod forge;
 pub mod keys;
-pub mod npm;
 pub mod quirk;
 
-pub use app::{AppSaw, RunningGate, start_gate};
+pub use app::{AppSaw, RunningGate, start_forge_gate, start_gate};
 pub use browser::{Browser, Page};
-pub use npm::NpmProvider;
 pub use quirk::{QuirkProvider, Quirks};
 
 use std::path::PathBuf;
