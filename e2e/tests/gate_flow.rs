@@ -567,3 +567,43 @@ async fn the_standalone_binary_gates_an_upstream_on_every_listener() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_issued_for_another_gates_client_is_refused() {
+    // Two testers' gates, each with its own application at the Forge.
+    let (forge, mine, _) = forge_and_gate().await;
+    let (theirs, _) = start_forge_gate(forge, &["alice"], &[ADMIN], None).await;
+
+    // A browser starts signing in at my gate: it holds my gate's pending sign-in for `state`.
+    let victim = Browser::new();
+    let page = victim.get(&format!("{}/", mine.public)).await.unwrap();
+    let state = query(page.location.as_ref().expect("sent to the Forge"))["state"].clone();
+
+    // Someone signs in at the other gate and keeps the code the Forge issued for its client.
+    let other = Browser::new();
+    let answer = to_callback(
+        &other,
+        &format!("{}/", theirs.public),
+        "alice",
+        "alice-password",
+    )
+    .await
+    .unwrap();
+    let callback = answer.location.expect("the Forge sends a code back");
+    assert!(callback.as_str().starts_with(&theirs.public), "{callback}");
+    let code = query(&callback)["code"].clone();
+
+    // That code, brought to my gate's callback with my browser's own state: my gate redeems
+    // it with its own client, the Forge refuses, and nobody is signed in.
+    let forged = format!("{}/oauth2/callback?code={code}&state={state}", mine.public);
+    let page = victim.get(&forged).await.unwrap();
+    assert!(
+        page.status >= 400,
+        "a forged callback was accepted: {} {}",
+        page.status,
+        page.body
+    );
+    assert!(page.set_cookie("gate_session").is_none());
+    assert!(victim.cookie(&host(&mine.public), "gate_session").is_none());
+    assert_eq!(mine.hits(), 0);
+}
