@@ -130,7 +130,7 @@ pub fn compose(
         None => "Sign in with your existing password.".to_string(),
     };
     let body = format!(
-        "Welcome to the sandbox!\n\nYour machine is ready at {url}\nSign in as: {account}\n{sign_in}\n\nIf something does not work, reply to this email.\n"
+        "Welcome to the sandbox!\n\nYour machine is ready at {url}\nSign in as: {account}\n{sign_in}\nThe first time, the sign-in page also asks you to authorize the sandbox's application: choose \"Authorize Application\".\n\nIf something does not work, reply to this email.\n"
     );
     Message::builder()
         .from(
