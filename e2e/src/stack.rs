@@ -86,6 +86,26 @@ pub const OTHER_TWIN: u32 = 99;
 impl Gridshim {
     /// Starts gridshim with `nodes` on the instant profile; `extra` is appended to the config.
     pub fn start(nodes: &[TestNode], extra: &str) -> anyhow::Result<Self> {
+        Self::start_bound(nodes, extra, "127.0.0.1")
+    }
+
+    /// [`Gridshim::start`] with its API and gateway listening on `bind` (e.g. `0.0.0.0`, for a
+    /// controller in a Pod of the local node).
+    pub fn start_bound(nodes: &[TestNode], extra: &str, bind: &str) -> anyhow::Result<Self> {
+        // A port found free can be taken (by any process's outgoing connection) before gridshim
+        // binds it: then try again with other ports.
+        let mut attempt = 0;
+        loop {
+            match Self::try_start(nodes, extra, bind) {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_start(nodes: &[TestNode], extra: &str, bind: &str) -> anyhow::Result<Self> {
         let n = NEXT_PREFIX.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("127.{}", 100 + (std::process::id() + n * 7) % 150);
         let dir = std::env::temp_dir().join(format!("e2e-gridshim-{}-{n}", std::process::id()));
@@ -93,9 +113,9 @@ impl Gridshim {
         let gateway_port = free_port();
         let api_port = free_port();
         let mut yaml = format!(
-            "listen: 127.0.0.1:{api_port}\ndb: gridshim.db\nprofile: instant\ntime_scale: 1\n\
+            "listen: {bind}:{api_port}\ndb: gridshim.db\nprofile: instant\ntime_scale: 1\n\
              twins:\n  - {{id: {TWIN}, secret: {TWIN_SECRET}}}\n  - {{id: {OTHER_TWIN}, secret: other-secret}}\n\
-             gateway:\n  listen: 127.0.0.1:{gateway_port}\n\
+             gateway:\n  listen: {bind}:{gateway_port}\n\
              private_network:\n  loopback_prefix: \"{prefix}\"\n  agent_port: 7070\n  web_port: 8080\n\
              engines:\n  embedder_port: 7801\n  voice_port: 7802\n\
              catalog:\n  file: {catalog}\n\
