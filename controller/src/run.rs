@@ -96,6 +96,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .build()
                 .await?;
         let (mut rx, task) = manager.watch().await;
+        // A standby replica is ready: it can take over the moment the lease is free. Readiness
+        // that waited for leadership would stall every rolling update that keeps a replica up
+        // (the new Pod could never become Ready while the old one leads).
+        let _ = ready_tx.send(true);
         info!(lease = %config.lease_name, "waiting to become the leader");
         while !*rx.borrow_and_update() {
             rx.changed().await?;
