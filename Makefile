@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run stop test tools lint crds cluster-up cluster-down cluster-reset bench image image-import
+.PHONY: help run stop test tools lint crds cluster-up cluster-down cluster-reset bench image image-import node-import
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ test: tools ## Everything CI runs: lint, unit tests, and end-to-end tests agains
 	$(CARGO) test --workspace --no-fail-fast
 
 tools: ## Build or install the pinned tools (cached outside the tree; fast when present)
-	@bash hack/build-tools.sh kine kubernetes helm gitea
+	@bash hack/build-tools.sh kine kubernetes helm gitea node
 	@bash hack/install-deps.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
@@ -34,8 +34,13 @@ crds: ## Regenerate crds/ from the Rust types
 forge: ## Build the pinned Gitea (first run only) and start the Forge; prints FORGE_URL and FORGE_TOKEN_FILE
 	@bash hack/build-tools.sh gitea && bash hack/forge.sh up
 
-cluster-up: ## Start (or reuse) the local control plane and print the KUBECONFIG line
+cluster-up: ## Start (or reuse) the local control plane and print the KUBECONFIG line (NODE=1: with a node)
 	@bash hack/cluster.sh up
+	@if [ "$(NODE)" = 1 ]; then bash hack/node.sh up >/dev/null; fi
+
+node-import: image ## Start the local node (root) and import the controller's image for its kubelet
+	@bash hack/node.sh up >/dev/null
+	@bash hack/node.sh import target/image/controller-$$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "controller"))').oci.tar
 
 cluster-down: ## Stop the local control plane (data kept)
 	@bash hack/cluster.sh down

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned Go tools this project runs against (kube-apiserver, kube-controller-manager,
-# kubectl, kine, helm, gitea) from the Go module proxy into $TOOLS_BIN (see hack/lib.sh), skipping any tool whose
-# pinned build is already there. Usage: hack/build-tools.sh [kubernetes|kine|helm|gitea]...
+# kubectl, kine, helm, gitea; for the local node kubelet, kube-scheduler and the CNI plugins)
+# from the Go module proxy into $TOOLS_BIN (see hack/lib.sh), skipping any tool whose pinned
+# build is already there. Usage: hack/build-tools.sh [kubernetes|kine|helm|gitea|node]...
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,20 +21,41 @@ GITEA_VERSION="$(awk '$1=="replace" && $2=="gitea.dev" && $4=="code.gitea.io/git
 stamped() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
 stamp() { echo "$2" > "$bin/.$1.version"; }
 
-build_kubernetes() {
-  local v="$K8S_VERSION" minor major=1
+# k8s_cmd CMD...: builds the Kubernetes commands CMD from the pin (version-stamped).
+k8s_cmd() {
+  local v="$K8S_VERSION" minor major=1 cmd
   minor="$(echo "$v" | cut -d. -f2)"
   local ld="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
+  for cmd in "$@"; do
     if stamped "$cmd" "$v"; then continue; fi
     echo "building $cmd $v (first run only; takes several minutes)" >&2
     (cd "$root/hack/tools/kubernetes" && go build -tags selinux,notest -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
     stamp "$cmd" "$v"
   done
+}
+
+build_kubernetes() { k8s_cmd kube-apiserver kube-controller-manager kubectl; }
+
+CNI_VERSION="$(awk '$1=="require" && $2=="github.com/containernetworking/plugins" {print $3}' "$root/hack/tools/cni/go.mod")"
+
+# The node (hack/node.sh): kubelet and kube-scheduler from the same pin as the API server, and
+# the CNI plugins it wires Pods with (bridge, host-local, loopback, portmap) into $TOOLS_BIN/cni.
+build_node() {
+  build_kubernetes
+  k8s_cmd kubelet kube-scheduler
+  stamped cni/bridge "$CNI_VERSION" && return 0
+  echo "building the CNI plugins $CNI_VERSION" >&2
+  mkdir -p "$bin/cni"
+  local p
+  for p in ipam/host-local main/bridge main/loopback meta/portmap; do
+    (cd "$root/hack/tools/cni" && go build -ldflags "-s -w" -o "$bin/cni/$(basename "$p")" \
+      "github.com/containernetworking/plugins/plugins/$p")
+  done
+  mkdir -p "$bin/.cni" && stamp cni/bridge "$CNI_VERSION"
 }
 
 build_kine() {

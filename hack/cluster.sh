@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The local control plane, assembled as k3s assembles it: kine (etcd API over SQLite) on a unix
-# socket, kube-apiserver on 127.0.0.1 with TLS, client-certificate admin and RBAC, and
-# kube-controller-manager for garbage collection, namespace deletion and service-account tokens.
+# socket, kube-apiserver with TLS (on every address: Pods of hack/node.sh reach it at the
+# bridge's 10.88.0.1), client-certificate admin, the Node authorizer and RBAC, and
+# kube-controller-manager for garbage collection, namespace deletion, service-account tokens and
+# their CA ConfigMap, Deployments, ReplicaSets and node taints. hack/node.sh adds a node (kubelet,
+# kube-scheduler).
 #
 #   hack/cluster.sh up       start (or reuse) it; prints the KUBECONFIG line
 #   hack/cluster.sh down     stop it; data stays in .run/cluster
@@ -33,7 +36,14 @@ readyz() {
 
 pid_alive() { [ -f "$data/$1.pid" ] && kill -0 "$(cat "$data/$1.pid")" 2>/dev/null; }
 
+# The node's bridge address (hack/node.sh): Pods reach the API server there.
+NODE_GATEWAY=10.88.0.1
+
 gen_pki() {
+  # A data folder from before the node: its server certificate lacks the bridge address.
+  if [ -f "$pki/server.crt" ] && ! openssl x509 -in "$pki/server.crt" -noout -ext subjectAltName 2>/dev/null | grep -q "$NODE_GATEWAY"; then
+    echo "the API server's certificate predates the node; run: make cluster-reset" >&2
+  fi
   [ -f "$pki/admin.crt" ] && return 0
   mkdir -p "$pki"
   (
@@ -41,7 +51,7 @@ gen_pki() {
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
       -subj "/CN=hero-sandbox-ca" 2>/dev/null
     cat > server.ext <<EOT
-subjectAltName=IP:127.0.0.1,IP:10.43.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+subjectAltName=IP:127.0.0.1,IP:10.43.0.1,IP:$NODE_GATEWAY,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
 extendedKeyUsage=serverAuth
 EOT
     openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=kube-apiserver" 2>/dev/null
@@ -116,11 +126,11 @@ up() {
       --listen-address "unix://$data/kine.sock" --metrics-bind-address 0
     start kube-apiserver "$TOOLS_BIN/kube-apiserver" \
       --etcd-servers "unix://$data/kine.sock" \
-      --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+      --bind-address 0.0.0.0 --advertise-address 127.0.0.1 --secure-port "$port" \
       --endpoint-reconciler-type none \
       --tls-cert-file "$pki/server.crt" --tls-private-key-file "$pki/server.key" \
       --client-ca-file "$pki/ca.crt" \
-      --authorization-mode RBAC \
+      --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
       --service-account-issuer https://kubernetes.default.svc \
       --service-account-key-file "$pki/sa.pub" \
       --service-account-signing-key-file "$pki/sa.key" \
@@ -143,7 +153,7 @@ up() {
   fi
   start kube-controller-manager "$TOOLS_BIN/kube-controller-manager" \
     --kubeconfig "$kubeconfig" \
-    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
+    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,deployment-controller,replicaset-controller,node-lifecycle-controller \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --use-service-account-credentials=false --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port 0
@@ -165,8 +175,8 @@ down() {
 
 case "${1:-up}" in
   up) up ;;
-  down) down ;;
-  reset) down; rm -rf "$data" ;;
+  down) [ -d "$data/node" ] && CLUSTER_DIR="$data" bash "$root/hack/node.sh" down; down ;;
+  reset) [ -d "$data/node" ] && CLUSTER_DIR="$data" bash "$root/hack/node.sh" down; down; rm -rf "$data" ;;
   status) if readyz; then echo "up: https://127.0.0.1:$port"; else echo "down"; exit 1; fi ;;
   *) echo "usage: $0 up|down|reset|status" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
 #   hack/forge.sh down   stop it; data stays in the data folder
 #   hack/forge.sh env    print FORGE_URL=... and FORGE_TOKEN_FILE=... (for eval)
 #
+# FORGE_BIND: the address Gitea listens on (default 127.0.0.1; its URLs always name 127.0.0.1).
 # FORGE_DIR: the data folder (default .run/forge): app.ini, gitea.db, logs, the pid file, and
 # admin-token / admin-password (mode 0600; never printed). The port: FORGE_PORT if set (refused,
 # with who holds it, when it is taken); otherwise the one recorded in the data folder, or 3300,
@@ -98,7 +99,7 @@ $root_lines
 
 [server]
 PROTOCOL = http
-HTTP_ADDR = 127.0.0.1
+HTTP_ADDR = ${FORGE_BIND:-127.0.0.1}
 HTTP_PORT = $port
 DOMAIN = 127.0.0.1
 ROOT_URL = http://127.0.0.1:$port/

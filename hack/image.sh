@@ -7,6 +7,7 @@
 #                              into its namespace `hero` (as ghcr.io/hero-sandbox/controller:<version>)
 #   hack/image.sh containerd   start the private containerd if it does not answer (prints its socket)
 #   hack/image.sh containerd-down   stop the private containerd this script started
+#   hack/image.sh writer       build the image writer if needed (prints its path; hack/node.sh uses it)
 #
 # The image holds only /controller (static, stripped), /etc/ssl/certs/ca-certificates.crt (the
 # host's Debian ca-certificates bundle), /etc/passwd and /etc/group (hack/tools/image/rootfs,
@@ -192,6 +193,7 @@ case "${1:-build}" in
   build) build_image ;;
   import) import_image ;;
   containerd) containerd_up ;;
+  writer) build_writer && echo "$writer" ;;
   containerd-down) containerd_down ;;
-  *) echo "usage: $0 [build|import|containerd|containerd-down]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|import|containerd|containerd-down|writer]" >&2; exit 2 ;;
 esac

@@ -129,6 +129,11 @@ pub struct Config {
     #[arg(long, env = "PROXY_LAG", default_value = "60s", value_parser = humantime::parse_duration)]
     pub proxy_lag: Duration,
 
+    /// Where `*.localhost` names resolve (gridshim's gateway domains end in `.localhost`):
+    /// 127.0.0.1, or the address of gridshim's machine for a controller that runs in a Pod.
+    #[arg(long, env = "LOCALHOST_ADDRESS", default_value = "127.0.0.1")]
+    pub localhost_address: std::net::IpAddr,
+
     /// Format of a tester's public URL; `{fqdn}` is the gateway's `NAME.<domain>`.
     #[arg(long, env = "PUBLIC_URL_FORMAT", default_value = "https://{fqdn}/")]
     pub public_url_format: String,

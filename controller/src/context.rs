@@ -109,7 +109,7 @@ impl Context {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
-            .dns_resolver(Arc::new(LocalhostResolver))
+            .dns_resolver(Arc::new(LocalhostResolver(config.localhost_address)))
             .build()
             .expect("build HTTP client");
         let per_second = |n: u32| Quota::per_second(NonZeroU32::new(n.max(1)).unwrap());
@@ -189,18 +189,20 @@ impl Context {
     }
 }
 
-/// Resolves `*.localhost` to the loopback address, as browsers and curl do (RFC 6761), and
-/// everything else through the system resolver. Gateway domains of the local grid end in
-/// `.localhost`, so a tester's URL works as it is.
-pub struct LocalhostResolver;
+/// Resolves `*.localhost` to the loopback address, as browsers and curl do (RFC 6761), or to
+/// the address configured for a controller in a Pod (`LOCALHOST_ADDRESS`), and everything else
+/// through the system resolver. Gateway domains of the local grid end in `.localhost`, so a
+/// tester's URL works as it is.
+pub struct LocalhostResolver(pub std::net::IpAddr);
 
 impl reqwest::dns::Resolve for LocalhostResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
+        let local = self.0;
         Box::pin(async move {
             if host == "localhost" || host.ends_with(".localhost") {
                 let addrs: reqwest::dns::Addrs =
-                    Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+                    Box::new(std::iter::once(SocketAddr::new(local, 0)));
                 return Ok(addrs);
             }
             let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;

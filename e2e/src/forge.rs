@@ -40,6 +40,11 @@ fn build_gitea() -> anyhow::Result<()> {
 
 /// `hack/forge.sh ARG` on the data folder `dir`, with `FORGE_PORT` when given.
 pub fn forge_sh(dir: &Path, arg: &str, port: Option<u16>) -> Output {
+    forge_sh_bound(dir, arg, port, None)
+}
+
+/// [`forge_sh`] with `FORGE_BIND` (the address Gitea listens on) when given.
+pub fn forge_sh_bound(dir: &Path, arg: &str, port: Option<u16>, bind: Option<&str>) -> Output {
     let mut cmd = Command::new("bash");
     cmd.arg(repo_root().join("hack/forge.sh"))
         .arg(arg)
@@ -48,6 +53,9 @@ pub fn forge_sh(dir: &Path, arg: &str, port: Option<u16>) -> Output {
         .env("FORGE_DIR", dir);
     if let Some(p) = port {
         cmd.env("FORGE_PORT", p.to_string());
+    }
+    if let Some(b) = bind {
+        cmd.env("FORGE_BIND", b);
     }
     cmd.output().expect("run hack/forge.sh")
 }
@@ -71,6 +79,12 @@ impl Forge {
     /// Starts a Gitea with its own data folder under the temp dir and a free port; returns once
     /// `hack/forge.sh up` has seen it healthy and minted the admin token.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_bound("127.0.0.1")
+    }
+
+    /// [`Forge::start`] listening on `bind` (e.g. `0.0.0.0`, for Pods of the local node); its
+    /// URL still names 127.0.0.1.
+    pub fn start_bound(bind: &str) -> anyhow::Result<Self> {
         static N: AtomicU32 = AtomicU32::new(0);
         build_gitea()?;
         let dir = std::env::temp_dir().join(format!(
@@ -86,7 +100,7 @@ impl Forge {
             token_file: PathBuf::new(),
             token: String::new(),
         };
-        let out = forge.up(Some(free_port()));
+        let out = forge_sh_bound(&forge.dir, "up", Some(free_port()), Some(bind));
         if !out.status.success() {
             bail!(
                 "hack/forge.sh up failed:\n{}",
