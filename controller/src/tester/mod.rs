@@ -10,6 +10,7 @@ mod access;
 mod account;
 mod apps;
 mod cleanup;
+pub mod conditions;
 mod deployment;
 mod email;
 mod gate;
@@ -36,7 +37,7 @@ use kube::{
 use tracing::{info, instrument, warn};
 
 pub use access::secret_value;
-pub use pass::{MANAGER, Pass, conditions};
+pub use pass::{MANAGER, Pass};
 pub use remediation::Breaker;
 pub use schedule::pool_nodes;
 
