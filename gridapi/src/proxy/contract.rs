@@ -1,0 +1,187 @@
+//! The proxy's farms and contracts: what `/farms` and `/contracts` answer, and their filters.
+
+use serde::{Deserialize, Serialize};
+
+use super::comma;
+
+/// A farm (grid-proxy's `Farm`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Farm {
+    /// Farm name.
+    pub name: String,
+    /// Farm id.
+    pub farm_id: u32,
+    /// The farmer's twin.
+    pub twin_id: u32,
+    /// Pricing policy.
+    #[serde(default)]
+    pub pricing_policy_id: u32,
+    /// `Diy` or `Certified`.
+    #[serde(default)]
+    pub certification_type: String,
+    /// Payout address.
+    #[serde(default)]
+    pub stellar_address: String,
+    /// Every node of the farm must be rented whole.
+    #[serde(default)]
+    pub dedicated: bool,
+    /// The farm's public IPs.
+    #[serde(default)]
+    pub public_ips: Vec<PublicIp>,
+}
+
+/// A public IP of a farm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicIp {
+    /// The indexer's row id.
+    #[serde(default)]
+    pub id: String,
+    /// The address, CIDR.
+    pub ip: String,
+    /// The farm (a string in the proxy's answer).
+    #[serde(default)]
+    pub farm_id: String,
+    /// The contract using it, 0 when free.
+    #[serde(default)]
+    pub contract_id: u64,
+    /// Its gateway.
+    #[serde(default)]
+    pub gateway: String,
+}
+
+/// Filters of `GET /farms` (the ones used here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FarmFilter {
+    /// Only this farm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub farm_id: Option<u32>,
+    /// Only farms of this twin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_id: Option<u32>,
+    /// Only the farm of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// State of a contract as the proxy spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ContractState {
+    /// Live and paid for.
+    Created,
+    /// Out of funds: workloads paused, deleted after 14 days.
+    GracePeriod,
+    /// Cancelled.
+    Deleted,
+}
+
+/// The details of a node contract (grid-proxy's `NodeContractDetails`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeContractDetails {
+    /// The node.
+    #[serde(rename = "nodeId")]
+    pub node_id: u32,
+    /// The deployment data the contract was created with (at most 512 bytes).
+    #[serde(default)]
+    pub deployment_data: String,
+    /// The deployment's challenge hash, 32 hex digits.
+    #[serde(default)]
+    pub deployment_hash: String,
+    /// Public IPs reserved with it.
+    #[serde(default)]
+    pub number_of_public_ips: u32,
+    /// The node's farm name.
+    #[serde(default)]
+    pub farm_name: String,
+    /// The node's farm.
+    #[serde(default)]
+    pub farm_id: u32,
+}
+
+/// The details of a name contract.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameContractDetails {
+    /// The gateway name.
+    pub name: String,
+}
+
+/// The details of a rent contract.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RentContractDetails {
+    /// The rented node.
+    #[serde(rename = "nodeId")]
+    pub node_id: u32,
+    /// Its farm name.
+    #[serde(default)]
+    pub farm_name: String,
+    /// Its farm.
+    #[serde(default)]
+    pub farm_id: u32,
+}
+
+/// What a contract is for, with its details: `type` and `details` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "details", rename_all = "lowercase")]
+pub enum ContractDetails {
+    /// A deployment on a node.
+    Node(NodeContractDetails),
+    /// A gateway name.
+    Name(NameContractDetails),
+    /// A whole node rented.
+    Rent(RentContractDetails),
+}
+
+/// A contract as the proxy lists it (grid-proxy's `Contract`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    /// Contract id.
+    pub contract_id: u64,
+    /// Owner twin.
+    pub twin_id: u32,
+    /// State.
+    pub state: ContractState,
+    /// Unix seconds of creation.
+    pub created_at: u64,
+    /// Type and details.
+    #[serde(flatten)]
+    pub details: ContractDetails,
+}
+
+/// The type filter of `GET /contracts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContractType {
+    /// Node contracts.
+    Node,
+    /// Name contracts.
+    Name,
+    /// Rent contracts.
+    Rent,
+}
+
+/// Filters of `GET /contracts` (the ones used here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractFilter {
+    /// Only this contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_id: Option<u64>,
+    /// Only contracts of this twin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_id: Option<u32>,
+    /// Only contracts on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u32>,
+    /// Only contracts of this type.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ContractType>,
+    /// Only contracts in one of these states.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "comma")]
+    pub state: Vec<ContractState>,
+    /// Only the name contract of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only node contracts with this deployment hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_hash: Option<String>,
+}
