@@ -1,5 +1,6 @@
 //! The simulator's shared state: [`Sim`] (configuration, timing, the sub-systems) and
-//! [`World`] (everything live), with the resource arithmetic of nodes.
+//! [`World`] (everything live); the records it holds are in `records`, the resource
+//! arithmetic of nodes in `capacity`.
 //!
 //! The world is held in one `std::sync::Mutex` and never across an `.await`; every change is
 //! written through to SQLite ([`crate::store`]) while the lock is held, so the file always
@@ -13,9 +14,14 @@ use std::time::Instant;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+mod capacity;
 pub mod catalog;
 pub mod engines;
+mod records;
 pub mod vms;
+
+pub use capacity::{node_used, workload_resources};
+pub use records::*;
 
 use crate::config::Config;
 use crate::error::StartError;
@@ -28,106 +34,6 @@ use crate::wire::*;
 use catalog::CatalogState;
 use engines::Engines;
 use vms::VmRuntime;
-
-/// A chain/node session.
-#[derive(Debug, Clone)]
-pub struct SessionRec {
-    /// Twin.
-    pub twin_id: u32,
-    /// The connection's background task died: every call fails until a new session is opened.
-    pub stale: bool,
-}
-
-/// A deployment as the node holds it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeploymentRec {
-    /// Node.
-    pub node_id: u32,
-    /// The deployment with current results.
-    pub deployment: Deployment,
-    /// Every state change, oldest first.
-    pub changes: Vec<WorkloadChange>,
-}
-
-/// A gateway route.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GatewayRec {
-    /// `NAME.<domain>`, lower case.
-    pub fqdn: String,
-    /// The gateway name.
-    pub name: String,
-    /// Contract of the deployment holding the workload.
-    pub contract_id: u64,
-    /// Workload name.
-    pub workload: String,
-    /// Node.
-    pub node_id: u32,
-    /// Backend URL as deployed.
-    pub backend: String,
-}
-
-/// A VM and what its agent holds (persisted).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct VmRec {
-    /// `contract_id/workload`.
-    pub key: String,
-    /// Contract.
-    pub contract_id: u64,
-    /// Node.
-    pub node_id: u32,
-    /// zmachine workload name.
-    pub workload: String,
-    /// Mycelium address.
-    pub mycelium_ip: String,
-    /// Loopback address standing for it.
-    pub loopback_ip: String,
-    /// Key the agent accepts (from the env); never shown.
-    pub agent_key: Option<String>,
-    /// Gate settings.
-    pub gate: Option<GateSettings>,
-    /// Engine credentials.
-    pub engines: Vec<EngineCredential>,
-    /// SSH keys.
-    pub ssh_keys: Vec<String>,
-    /// AI-provider keys; never shown.
-    pub ai_keys: BTreeMap<String, String>,
-    /// Install status.
-    pub install: InstallStatus,
-}
-
-impl std::fmt::Debug for VmRec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VmRec")
-            .field("key", &self.key)
-            .field("mycelium_ip", &self.mycelium_ip)
-            .field("loopback_ip", &self.loopback_ip)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A node's live condition.
-#[derive(Debug, Clone)]
-pub struct NodeRec {
-    /// Static description.
-    pub cfg: crate::config::NodeConfig,
-    /// Real status (down: nothing answers).
-    pub status: NodeStatus,
-    /// When it went down (the proxy keeps it `up` for a grace time).
-    pub down_since: Option<Instant>,
-    /// Health flag shown by the proxy.
-    pub healthy: bool,
-    /// (when, used) reports, for the proxy's lag.
-    pub reports: Vec<(Instant, Resources)>,
-    /// Images already pulled on this node (first pulls are slow).
-    pub images: std::collections::HashSet<String>,
-}
-
-/// Persisted form of a node's condition.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct NodeCondRec {
-    status: NodeStatus,
-    healthy: bool,
-}
 
 /// Everything the grid holds.
 #[derive(Debug, Default)]
@@ -463,117 +369,9 @@ impl Sim {
     }
 }
 
-/// Resources held on a node: workloads of live deployments that are `ok` or `paused` (a
-/// deployment in error holds nothing).
-pub fn node_used(w: &World, node_id: u32) -> Resources {
-    let mut used = Resources::default();
-    for d in w.deployments.values().filter(|d| d.node_id == node_id) {
-        for wl in &d.deployment.workloads {
-            if matches!(wl.result.state, WorkloadState::Ok | WorkloadState::Paused) {
-                used = used.plus(workload_resources(&wl.data));
-            }
-        }
-    }
-    used
-}
-
-/// What a workload takes from its node.
-pub fn workload_resources(d: &WorkloadData) -> Resources {
-    match d {
-        WorkloadData::Zmount(z) => Resources {
-            sru: z.size,
-            ..Default::default()
-        },
-        WorkloadData::ZmachineLight(z) => Resources {
-            cru: u64::from(z.compute_capacity.cpu),
-            mru: z.compute_capacity.memory,
-            sru: z.size,
-            hru: 0,
-        },
-        _ => Resources::default(),
-    }
-}
-
 impl Sim {
     /// Drops every queued deployment step (on stop).
     pub fn stop_queues(&self) {
         self.queues.lock().expect("queues lock").clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gridapi::GIB;
-
-    fn rec(node_id: u32, cid: u64, state: WorkloadState, data: WorkloadData) -> DeploymentRec {
-        let mut w = Workload::new("w", data);
-        w.result.state = state;
-        DeploymentRec {
-            node_id,
-            deployment: Deployment {
-                version: 0,
-                twin_id: 1,
-                contract_id: cid,
-                metadata: String::new(),
-                description: String::new(),
-                expiration: 0,
-                signature_requirement: SignatureRequirement::by(1),
-                workloads: vec![w],
-            },
-            changes: vec![],
-        }
-    }
-
-    #[test]
-    fn used_counts_only_deployed_workloads_of_the_node() {
-        let mut w = World::default();
-        let disk = |size| WorkloadData::Zmount(Zmount { size });
-        w.deployments
-            .insert(1, rec(5, 1, WorkloadState::Ok, disk(10 * GIB)));
-        w.deployments
-            .insert(2, rec(5, 2, WorkloadState::Error, disk(7 * GIB)));
-        w.deployments
-            .insert(3, rec(5, 3, WorkloadState::Paused, disk(GIB)));
-        w.deployments
-            .insert(4, rec(6, 4, WorkloadState::Ok, disk(100 * GIB)));
-        assert_eq!(
-            node_used(&w, 5).sru,
-            11 * GIB,
-            "error holds nothing, paused still holds"
-        );
-        assert_eq!(node_used(&w, 6).sru, 100 * GIB);
-    }
-
-    #[test]
-    fn zmachine_takes_cpu_memory_and_rootfs() {
-        let r = workload_resources(&WorkloadData::ZmachineLight(ZmachineLight {
-            flist: "f".into(),
-            network: ZmachineNetwork {
-                interfaces: vec![],
-                mycelium: MyceliumAttachment {
-                    network: "n".into(),
-                    seed: String::new(),
-                },
-            },
-            size: 20 * GIB,
-            compute_capacity: ComputeCapacity {
-                cpu: 2,
-                memory: 4 * GIB,
-            },
-            mounts: vec![],
-            entrypoint: String::new(),
-            env: Default::default(),
-            corex: false,
-        }));
-        assert_eq!(
-            r,
-            Resources {
-                cru: 2,
-                mru: 4 * GIB,
-                sru: 20 * GIB,
-                hru: 0
-            }
-        );
     }
 }
