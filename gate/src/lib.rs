@@ -36,13 +36,16 @@
 #![deny(missing_docs)]
 
 mod access;
+mod config;
 mod cookie;
 mod oidc;
 mod pages;
 mod path;
 mod proxy;
+mod signin;
 
 pub use access::{AllowList, Identity};
+pub use config::{ConfigError, GateConfig};
 pub use cookie::{SessionKey, ShortKey};
 pub use oidc::{CallbackError, ProviderError};
 pub use path::{PathError, check_path};
@@ -83,93 +86,6 @@ const LOGIN_COOKIE: &str = "gate_login";
 const COOKIE_PREFIX: &str = "gate_";
 /// Most `state` values remembered as used, per gate.
 const MAX_USED_STATES: usize = 10_000;
-
-/// Everything a gate needs to know. Build it with [`GateConfig::new`] and set the public
-/// fields; nothing here is fetched or checked against the network.
-#[derive(Clone)]
-pub struct GateConfig {
-    /// The provider's issuer URL (with or without a trailing slash; both are accepted).
-    pub issuer: String,
-    /// The OAuth2 client id the gate signs in as.
-    pub client_id: String,
-    /// The client's secret. Never logged, never shown.
-    pub client_secret: String,
-    /// Usernames or email addresses that may pass (the tester, and any extra accounts).
-    pub allowed_accounts: Vec<String>,
-    /// Administrators: always allowed, whatever `allowed_accounts` says.
-    pub admins: Vec<String>,
-    /// The external base URL of the address (`https://NAME.<gateway domain>`); the redirect
-    /// URI is this plus [`CALLBACK_PATH`]. An `https` URL makes the cookies `Secure`.
-    pub public_url: Url,
-    /// The key that seals the cookies. Give the same key again to keep sessions across a
-    /// restart; the default is random.
-    pub session_key: SessionKey,
-    /// How long a session lasts after sign-in, whatever happens.
-    pub session_max_age: Duration,
-    /// Whom a refused account should ask, shown on the "no access" page.
-    pub contact: String,
-    /// Peers whose `X-Forwarded-*` and `Forwarded` headers are passed on to the app. From any
-    /// other peer those headers are removed. Empty by default.
-    pub trusted_proxies: Vec<IpAddr>,
-    /// Accept ID tokens signed with HS256/384/512 (keyed with the client secret). Off by default.
-    pub allow_hmac_id_tokens: bool,
-}
-
-impl GateConfig {
-    /// A configuration with no allowed accounts yet, a random session key, a 12-hour session
-    /// and "the administrator" as the contact.
-    pub fn new(
-        issuer: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<String>,
-        public_url: Url,
-    ) -> Self {
-        Self {
-            issuer: issuer.into(),
-            client_id: client_id.into(),
-            client_secret: client_secret.into(),
-            allowed_accounts: Vec::new(),
-            admins: Vec::new(),
-            public_url,
-            session_key: SessionKey::random(),
-            session_max_age: Duration::from_secs(12 * 3600),
-            contact: "the administrator".into(),
-            trusted_proxies: Vec::new(),
-            allow_hmac_id_tokens: false,
-        }
-    }
-}
-
-impl fmt::Debug for GateConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GateConfig")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("allowed_accounts", &self.allowed_accounts)
-            .field("admins", &self.admins)
-            .field("public_url", &self.public_url.as_str())
-            .field("session_max_age", &self.session_max_age)
-            .field("contact", &self.contact)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("allow_hmac_id_tokens", &self.allow_hmac_id_tokens)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a configuration was refused.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// The issuer is not an absolute URL.
-    #[error("the issuer is not a valid URL: {0}")]
-    Issuer(#[source] url::ParseError),
-    /// The public URL is not an `http`/`https` origin without query or fragment.
-    #[error("the public URL must be an http(s) URL with no path, query or fragment: {0}")]
-    PublicUrl(String),
-    /// The client id is empty.
-    #[error("the client id is empty")]
-    ClientId,
-}
 
 /// The session kept in the sealed cookie.
 #[derive(Serialize, Deserialize)]
@@ -386,141 +302,6 @@ impl Gate {
         Ok(())
     }
 
-    async fn start_sign_in(&self, method: &Method, uri: &Uri) -> Response {
-        let return_to = if matches!(*method, Method::GET | Method::HEAD) {
-            uri.path_and_query()
-                .map(|pq| pq.as_str().to_string())
-                .unwrap_or_else(|| "/".into())
-        } else {
-            "/".into()
-        };
-        match self.inner.provider.authorize(return_to).await {
-            Ok((url, pending)) => {
-                let sealed = self.inner.sealer.seal(LOGIN_COOKIE, &pending);
-                let mut response = Redirect::to(url.as_str()).into_response();
-                self.set_cookie(
-                    &mut response,
-                    LOGIN_COOKIE,
-                    &sealed,
-                    CALLBACK_PATH,
-                    LOGIN_TTL.as_secs(),
-                );
-                response
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, gate = %self.inner.public_origin, "cannot start a sign-in");
-                pages::provider_unavailable()
-            }
-        }
-    }
-
-    async fn callback(&self, uri: &Uri, headers: &HeaderMap) -> Response {
-        let mut response = match self.finish_sign_in(uri, headers).await {
-            Ok((session, return_to)) => {
-                tracing::info!(
-                    gate = %self.inner.public_origin,
-                    account = %session.who.display_name(),
-                    "signed in"
-                );
-                let sealed = self.inner.sealer.seal(SESSION_COOKIE, &session);
-                let mut response = Redirect::to(&return_to).into_response();
-                self.set_cookie(
-                    &mut response,
-                    SESSION_COOKIE,
-                    &sealed,
-                    "/",
-                    self.inner.session_max_age.as_secs(),
-                );
-                response
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, gate = %self.inner.public_origin, "refused a sign-in");
-                match e {
-                    CallbackError::Provider(_) => pages::provider_unavailable(),
-                    e => pages::sign_in_failed(StatusCode::BAD_REQUEST, &e.to_string()),
-                }
-            }
-        };
-        self.set_cookie(&mut response, LOGIN_COOKIE, "", CALLBACK_PATH, 0);
-        response
-    }
-
-    async fn finish_sign_in(
-        &self,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<(Session, String), CallbackError> {
-        let query: HashMap<String, String> = uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(error) = query.get("error") {
-            // Only the standard error code: the description may echo request values.
-            let code: String = error
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect();
-            return Err(CallbackError::ProviderRefused(code));
-        }
-        let (Some(code), Some(state)) = (query.get("code"), query.get("state")) else {
-            return Err(CallbackError::MissingParameters);
-        };
-        let now = chrono::Utc::now().timestamp();
-        let pending = cookie::cookie_values(headers, LOGIN_COOKIE)
-            .filter_map(|v| self.inner.sealer.open::<PendingLogin>(LOGIN_COOKIE, v))
-            .find(|p| now - p.started <= LOGIN_TTL.as_secs() as i64 && p.started <= now + 60)
-            .ok_or(CallbackError::NoPendingLogin)?;
-        if !constant_time_eq(pending.state.as_bytes(), state.as_bytes()) {
-            return Err(CallbackError::StateMismatch);
-        }
-        self.consume_state(&pending.state)?;
-        let who = self
-            .inner
-            .provider
-            .finish(&pending, code.clone(), query.get("iss").map(String::as_str))
-            .await?;
-        let return_to =
-            if pending.return_to.starts_with('/') && !pending.return_to.starts_with("//") {
-                pending.return_to
-            } else {
-                "/".into()
-            };
-        Ok((Session { who, at: now }, return_to))
-    }
-
-    /// Marks a `state` as used; refuses one used before.
-    fn consume_state(&self, state: &str) -> Result<(), CallbackError> {
-        let mut used = self
-            .inner
-            .used_states
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if used.contains_key(state) {
-            return Err(CallbackError::StateReplayed);
-        }
-        if used.len() >= MAX_USED_STATES {
-            used.retain(|_, at| at.elapsed() < LOGIN_TTL);
-        }
-        if used.len() >= MAX_USED_STATES {
-            // Still full of live states: forget the oldest. Its sealed cookie is still
-            // bounded by LOGIN_TTL and the provider's single-use code.
-            if let Some(oldest) = used
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(k, _)| k.clone())
-            {
-                used.remove(&oldest);
-            }
-        }
-        used.insert(state.to_string(), Instant::now());
-        Ok(())
-    }
-
     fn set_cookie(
         &self,
         response: &mut Response,
@@ -534,10 +315,6 @@ impl Gate {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Serves `router` on every listener until one fails, with the peer address available to the
