@@ -10,13 +10,13 @@
 //! Faults: `node_unreachable` and a node that is down (calls time out), `deploy_timeout_but_created`,
 //! `capacity_refusal`, `gateway_failed_but_created`, `result_without_address` (call `provision`).
 
+mod cleanup;
 mod validate;
 mod worker;
 
+pub use cleanup::{after_name_cancelled, after_node_contract_cancelled};
 pub use validate::{backend_host_port, validate};
-pub use worker::{
-    after_name_cancelled, after_node_contract_cancelled, enqueue, resume, resume_node,
-};
+pub use worker::{enqueue, resume, resume_node};
 
 use std::sync::Arc;
 
