@@ -20,6 +20,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=hack/lib.sh
 source "$root/hack/lib.sh"
+# shellcheck source=hack/ports.sh
+source "$root/hack/ports.sh"
 cluster="${CLUSTER_DIR:-$root/.run/cluster}"
 data="$cluster/node"
 pki="$cluster/pki"
@@ -158,6 +160,11 @@ up() {
   mkdir -p "$data" "$logs"
   exec 9>"$data/.lock"
   flock 9
+  # One node per machine: its kubelet ports and its bridge (10.88.0.0/16) are fixed.
+  if ! pid_alive kubelet && port_in_use 10250; then
+    taken_message 10250 "the kubelet of a node; one node runs per machine" cluster-down >&2
+    exit 1
+  fi
   node_cert
   write_configs
   swapoff -a 2>/dev/null || true

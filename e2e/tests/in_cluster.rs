@@ -301,6 +301,32 @@ async fn the_chart_runs_the_controller_as_a_pod_that_onboards_hands_over_and_rol
         1,
         "nothing done twice"
     );
+    // Only the leader reconciles: the other replica (reached at its Pod address over the
+    // node's bridge) has counted no reconcile at all.
+    let now = leader(&ns);
+    let reconciles = |pod: &Pod| {
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap();
+        async move {
+            let text = reqwest::get(format!("http://{ip}:8080/metrics"))
+                .await
+                .expect("the Pod's metrics answer")
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .filter(|l| l.starts_with("sandbox_reconcile_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        }
+    };
+    for pod in ready_pods(&pod_api, 2, &v).await {
+        let n = reconciles(&pod).await;
+        if pod.metadata.name.as_deref() == Some(now.as_str()) {
+            assert!(n > 0.0, "the leader {now} reconciled nothing");
+        } else {
+            assert_eq!(n, 0.0, "the standby {:?} reconciled", pod.metadata.name);
+        }
+    }
 
     // A new image tag rolls both Pods and completes.
     let mut roll = vec!["upgrade", RELEASE, CHART, "-n", &ns.name, "--reuse-values"];
