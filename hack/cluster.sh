@@ -161,6 +161,13 @@ up() {
   echo "export KUBECONFIG=$kubeconfig"
 }
 
+# stop_node: the node of hack/node.sh, if this control plane has one (its failure to stop
+# must not keep the control plane running: that is stopped next either way).
+stop_node() {
+  [ -d "$data/node" ] || return 0
+  CLUSTER_DIR="$data" bash "$root/hack/node.sh" down || echo "stopping the node failed; see $logs" >&2
+}
+
 down() {
   local name
   for name in kube-controller-manager kube-apiserver kine; do
@@ -175,8 +182,8 @@ down() {
 
 case "${1:-up}" in
   up) up ;;
-  down) [ -d "$data/node" ] && CLUSTER_DIR="$data" bash "$root/hack/node.sh" down; down ;;
-  reset) [ -d "$data/node" ] && CLUSTER_DIR="$data" bash "$root/hack/node.sh" down; down; rm -rf "$data" ;;
+  down) stop_node; down ;;
+  reset) stop_node; down; rm -rf "$data" ;;
   status) if readyz; then echo "up: https://127.0.0.1:$port"; else echo "down"; exit 1; fi ;;
   *) echo "usage: $0 up|down|reset|status" >&2; exit 2 ;;
 esac

@@ -218,7 +218,8 @@ down() {
   done
   # Whatever outlived containerd: its shims, and mounts under the node's folder.
   pkill -9 -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true
-  grep -o " $data/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $data/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 case "${1:-up}" in
