@@ -34,7 +34,6 @@ readyz() {
     "https://127.0.0.1:$port/readyz" >/dev/null 2>&1
 }
 
-pid_alive() { [ -f "$data/$1.pid" ] && kill -0 "$(cat "$data/$1.pid")" 2>/dev/null; }
 
 # The node's bridge address (hack/node.sh): Pods reach the API server there.
 NODE_GATEWAY=10.88.0.1
@@ -87,14 +86,6 @@ contexts:
   context: {cluster: hero-sandbox, user: admin, namespace: default}
 current-context: hero-sandbox
 EOT
-}
-
-start() {
-  local name="$1"; shift
-  pid_alive "$name" && return 0
-  # 9>&- : the children must not inherit the lock, or they would hold it forever.
-  nohup "$@" >"$logs/$name.log" 2>&1 9>&- &
-  echo $! > "$data/$name.pid"
 }
 
 up() {
@@ -168,17 +159,7 @@ stop_node() {
   CLUSTER_DIR="$data" bash "$root/hack/node.sh" down || echo "stopping the node failed; see $logs" >&2
 }
 
-down() {
-  local name
-  for name in kube-controller-manager kube-apiserver kine; do
-    if pid_alive "$name"; then
-      kill "$(cat "$data/$name.pid")" 2>/dev/null || true
-      for _ in $(seq 1 50); do pid_alive "$name" || break; sleep 0.2; done
-      pid_alive "$name" && kill -9 "$(cat "$data/$name.pid")" 2>/dev/null || true
-    fi
-    rm -f "$data/$name.pid"
-  done
-}
+down() { stop kube-controller-manager kube-apiserver kine; }
 
 case "${1:-up}" in
   up) up ;;

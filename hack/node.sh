@@ -31,15 +31,7 @@ sock="$data/containerd/containerd.sock"
 pause_image=hero.local/pause:v1.37
 
 log() { echo "node.sh: $*" >&2; }
-pid_alive() { [ -f "$data/$1.pid" ] && kill -0 "$(cat "$data/$1.pid")" 2>/dev/null; }
 kubectl() { "$TOOLS_BIN/kubectl" --kubeconfig "$cluster/kubeconfig" "$@"; }
-
-start() {
-  local name="$1"; shift
-  pid_alive "$name" && return 0
-  nohup "$@" >"$logs/$name.log" 2>&1 9>&- &
-  echo $! > "$data/$name.pid"
-}
 
 node_cert() {
   [ -f "$pki/node.crt" ] && return 0
@@ -192,7 +184,7 @@ up() {
 }
 
 down() {
-  local name id
+  local id
   # The kubelet first, so that it restarts nothing; then every container of the node, so that
   # their mounts (rootfs, shm, volumes) and network namespaces go with them.
   if pid_alive kubelet; then kill "$(cat "$data/kubelet.pid")" 2>/dev/null || true; fi
@@ -208,14 +200,7 @@ down() {
       done
     done
   fi
-  for name in kubelet kube-scheduler containerd; do
-    if pid_alive "$name"; then
-      kill "$(cat "$data/$name.pid")" 2>/dev/null || true
-      for _ in $(seq 1 50); do pid_alive "$name" || break; sleep 0.2; done
-      pid_alive "$name" && kill -9 "$(cat "$data/$name.pid")" 2>/dev/null || true
-    fi
-    rm -f "$data/$name.pid"
-  done
+  stop kubelet kube-scheduler containerd
   # Whatever outlived containerd: its shims, and mounts under the node's folder.
   pkill -9 -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true
   { grep -o " $data/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r |
