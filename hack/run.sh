@@ -88,19 +88,19 @@ up() {
     --config "$root/gridshim/gridshim.sample.yaml" --db "$run/gridshim.db"
   eval "$(FORGE_DIR="$run/forge" bash "$root/hack/forge.sh" up)"
   for name in alice bob ops; do account "$name"; done
-  [ -f "$run/agent-key" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$run/agent-key"
+  # Its namespace first: the controller keeps its agent-signing key Secret there.
+  "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
   # It watches only its own namespace: Testers elsewhere (the e2e tests' namespaces, with their
   # own gridshims and controllers) are not its business.
   start controller "scheduler ledger rebuilt" env \
     GRID_URL=http://127.0.0.1:8800 GRID_TWIN_ID=7 GRID_TWIN_SECRET=controller-secret \
-    AGENT_KEY="$(cat "$run/agent-key")" ADMINS=ops \
+    POD_NAMESPACE="$ns" ADMINS=ops \
     FORGE_URL="$FORGE_URL" FORGE_TOKEN="$(cat "$FORGE_TOKEN_FILE")" \
     PUBLIC_URL_FORMAT='http://{fqdn}:8880/' PRIVATE_NETWORK_PROXY=http://127.0.0.1:8880 \
     PROXY_LAG=0s METRICS_ADDR=127.0.0.1:8080 \
     WATCH_NAMESPACE="$ns" \
     "$root/target/debug/controller"
 
-  "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
   "$kubectl" -n "$ns" apply -f "$root/examples/" >/dev/null
   echo "waiting for the sample Tester (kubectl -n $ns get testers -w) ..." >&2
   if ! "$kubectl" -n "$ns" wait --for=condition=Ready tester/alice --timeout=180s >/dev/null; then

@@ -1,7 +1,7 @@
 //! The controller's configuration: command-line flags, each also settable from the environment.
 //!
-//! Secrets (the grid twin's secret, the VM agents' key, the Forge's admin token, the SMTP
-//! password) come only from the environment, which the Helm chart fills from existing Secrets;
+//! Secrets (the grid twin's secret, the Forge's admin token, the SMTP password) come only from
+//! the environment, which the Helm chart fills from existing Secrets;
 //! their values are never printed (`hide_env_values`).
 
 use std::{net::SocketAddr, time::Duration};
@@ -47,9 +47,16 @@ pub struct Config {
     #[arg(long, env = "GRID_TWIN_SECRET", hide_env_values = true, value_parser = secret)]
     pub grid_twin_secret: SecretString,
 
-    /// The key the controller installs on every VM it deploys, and presents to the VM's agent.
-    #[arg(long, env = "AGENT_KEY", hide_env_values = true, value_parser = secret)]
-    pub agent_key: SecretString,
+    /// The Secret (in the controller's namespace, `POD_NAMESPACE`) holding the key every
+    /// request to a VM agent is signed with; made with a new random key when missing. VMs get
+    /// only its public half.
+    #[arg(long, env = "AGENT_SIGNING_KEY_SECRET", default_value = "sandbox-controller-agent-signing-key")]
+    pub agent_signing_key_secret: String,
+
+    /// The release index the VM agents install from (default: `GRID_URL` +
+    /// `/releases/index.json`).
+    #[arg(long, env = "RELEASE_INDEX_URL")]
+    pub release_index_url: Option<String>,
 
     /// Administrators: accounts always allowed through every tester's sign-in gate.
     #[arg(long, env = "ADMINS", value_delimiter = ',')]
@@ -151,7 +158,7 @@ pub struct Config {
     #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
     pub leader_election: bool,
 
-    /// Namespace of the leader-election Lease.
+    /// The controller's namespace: its leader-election Lease and its agent-signing key Secret.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
 
@@ -165,6 +172,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// The release index's URL.
+    pub fn release_index_url(&self) -> String {
+        self.release_index_url.clone().unwrap_or_else(|| {
+            format!("{}/releases/index.json", self.grid_url.trim_end_matches('/'))
+        })
+    }
+
     /// The OIDC issuer of every gate: `OIDC_ISSUER`, else the Forge's URL (with the trailing
     /// slash Gitea's issuer has).
     pub fn issuer(&self) -> String {
@@ -186,7 +200,6 @@ mod tests {
             "--grid-url=http://grid",
             "--grid-twin-id=7",
             "--grid-twin-secret=twin-secret-31337",
-            "--agent-key=agent-key-31337",
             "--forge-url=http://forge",
             "--forge-token=forge-token-31337",
             "--smtp-password=smtp-password-31337",
@@ -195,7 +208,6 @@ mod tests {
         let printed = format!("{config:?} {config:#?}");
         for secret in [
             "twin-secret-31337",
-            "agent-key-31337",
             "forge-token-31337",
             "smtp-password-31337",
         ] {

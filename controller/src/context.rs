@@ -87,6 +87,8 @@ pub struct Context {
     pub backoffs: Backoffs,
     /// HTTP client for probing testers' public URLs (never follows redirects).
     pub http: reqwest::Client,
+    /// The public half of the agent-signing key, put in every VM's env.
+    pub agent_public_key: gridapi::agent::signing::ControllerPublicKey,
     grid_limiter: DefaultDirectRateLimiter,
     kube_limiter: DefaultDirectRateLimiter,
 }
@@ -101,6 +103,7 @@ impl Context {
         mailer: Option<Mailer>,
         config: Config,
         metrics: Metrics,
+        agent_public_key: gridapi::agent::signing::ControllerPublicKey,
     ) -> Self {
         let reporter = Reporter {
             controller: "sandbox-controller".into(),
@@ -132,6 +135,7 @@ impl Context {
             stores: OnceLock::new(),
             app_checks: Default::default(),
             http,
+            agent_public_key,
         }
     }
 

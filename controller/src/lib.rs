@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod agent_key;
 pub mod backoff;
 pub mod config;
 pub mod context;

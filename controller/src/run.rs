@@ -34,6 +34,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // A mail URL that would leak in plaintext stops the controller here, before anything else.
     let mailer = crate::mail::mailer(&config)?;
     let client = Client::try_default().await?;
+    let agent_key = crate::agent_key::load_or_create(
+        client.clone(),
+        &config.lease_namespace,
+        &config.agent_signing_key_secret,
+    )
+    .await?;
     let base = config.grid_url.trim_end_matches('/');
     let grid = gridapi::http::connect(&gridapi::http::Endpoints {
         proxy: config.grid_proxy_url.clone().unwrap_or_else(|| base.into()),
@@ -43,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         secret: config.grid_twin_secret.clone(),
         agent_port: config.agent_port,
         private_proxy: config.private_network_proxy.clone(),
+        agent_key: agent_key.clone(),
     })?;
     let engines = Arc::new(crate::engines::HttpEngines::new()?);
     let forge = Arc::new(crate::forge::HttpForge::new(
@@ -58,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         mailer,
         config.clone(),
         metrics.clone(),
+        agent_key.public(),
     ));
     let (ready_tx, ready_rx) = watch::channel(false);
 

@@ -278,7 +278,6 @@ pub fn context(grid: FakeGrid) -> Context {
         "--grid-url=http://127.0.0.1:9",
         "--grid-twin-id=7",
         "--grid-twin-secret=s",
-        "--agent-key=k",
         "--forge-url=http://127.0.0.1:9",
         "--forge-token=t",
     ])
@@ -297,6 +296,7 @@ pub fn context(grid: FakeGrid) -> Context {
         None,
         config,
         Metrics::default(),
+        gridapi::agent::signing::ControllerKey::generate().public(),
     )
 }
 

@@ -165,7 +165,15 @@ impl Gridshim {
 
     /// Every face of this gridshim as the controller's twin, reaching VM agents through the
     /// gateway (gridshim's HTTP proxy into the private network), as the controller does.
+    ///
+    /// Agent requests are signed with a key of its own, which no VM obeys: use
+    /// [`Gridshim::faces_as`] with the controller's key to talk to agents.
     pub fn faces(&self) -> gridapi::Grid {
+        self.faces_as(gridapi::agent::signing::ControllerKey::generate())
+    }
+
+    /// [`Gridshim::faces`], agent requests signed with `agent_key`.
+    pub fn faces_as(&self, agent_key: gridapi::agent::signing::ControllerKey) -> gridapi::Grid {
         gridapi::http::connect(&gridapi::http::Endpoints {
             proxy: self.url.clone(),
             bus: self.url.clone(),
@@ -174,6 +182,7 @@ impl Gridshim {
             secret: TWIN_SECRET.to_string().into(),
             agent_port: 7070,
             private_proxy: Some(self.private_proxy()),
+            agent_key,
         })
         .expect("gridshim's endpoints are URLs")
     }
@@ -193,8 +202,8 @@ impl Gridshim {
 /// The administrator allowed through every gate (an account of the test Forge).
 pub const ADMIN: &str = "ops";
 
-/// Secrets given to the controller in tests (the secrets-hygiene test searches for them).
-pub const AGENT_KEY: &str = "agent-key-e2e-7f3a9c";
+/// The Secret the controller keeps its agent-signing key in (its default name).
+pub const AGENT_KEY_SECRET: &str = "sandbox-controller-agent-signing-key";
 
 /// A running controller, watching one namespace.
 pub struct Controller {
@@ -222,7 +231,8 @@ impl Controller {
             ("PRIVATE_NETWORK_PROXY".into(), grid.private_proxy()),
             ("GRID_TWIN_ID".into(), TWIN.to_string()),
             ("GRID_TWIN_SECRET".into(), TWIN_SECRET.into()),
-            ("AGENT_KEY".into(), AGENT_KEY.into()),
+            // The controller's own namespace is the test's: its signing-key Secret goes there.
+            ("POD_NAMESPACE".into(), namespace.into()),
             ("ADMINS".into(), ADMIN.into()),
             ("FORGE_URL".into(), forge.url.clone()),
             ("FORGE_TOKEN".into(), forge.token().into()),
@@ -357,6 +367,40 @@ impl Stack {
             controller: None,
             api,
         }
+    }
+
+    /// The key the controller signs agent requests with, from the Secret it made in the
+    /// namespace (its `POD_NAMESPACE` here).
+    pub async fn agent_key(&self) -> gridapi::agent::signing::ControllerKey {
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(cluster().client().await, &self.ns.name);
+        let secret = secrets.get(AGENT_KEY_SECRET).await.expect("the signing-key Secret");
+        let value = secret.data.expect("data")["signing-key"].0.clone();
+        gridapi::agent::signing::ControllerKey::from_base64(&String::from_utf8_lossy(&value))
+            .expect("a signing key")
+    }
+
+    /// The grid's faces as the controller: agent requests signed with its key.
+    pub async fn controller_faces(&self) -> gridapi::Grid {
+        self.grid.faces_as(self.agent_key().await)
+    }
+
+    /// How to reach the agent of a VM listed by gridshim's inspection.
+    pub fn target(vm: &gridshim::wire::VmView) -> gridapi::agent::AgentTarget {
+        gridapi::agent::AgentTarget {
+            mycelium_ip: vm.mycelium_ip.clone(),
+            machine_id: vm.machine_id.clone().expect("the VM has a machine id"),
+        }
+    }
+
+    /// What the agent of a VM holds (no secret values), asked as the controller.
+    pub async fn agent_view(&self, vm: &gridshim::wire::VmView) -> gridapi::agent::AgentConfigView {
+        self.controller_faces()
+            .await
+            .agents
+            .config(&Self::target(vm))
+            .await
+            .expect("the agent's config")
     }
 
     /// Starts the controller.

@@ -218,7 +218,6 @@ fn a_plaintext_smtp_url_across_the_network_stops_the_controller_at_start() {
         .env("GRID_URL", "http://127.0.0.1:9")
         .env("GRID_TWIN_ID", "7")
         .env("GRID_TWIN_SECRET", "twin-secret-e2e-4410")
-        .env("AGENT_KEY", "agent-key-e2e-4410")
         .env("FORGE_URL", "http://127.0.0.1:9/")
         .env("FORGE_TOKEN", "forge-token-e2e-4410")
         .env("SMTP_URL", "smtp://mail.example.org:587")

@@ -508,7 +508,6 @@ fn chart_env_is_the_controllers_flags_exactly() {
         "GRID_URL",
         "GRID_TWIN_ID",
         "GRID_TWIN_SECRET",
-        "AGENT_KEY",
         "FORGE_URL",
         "FORGE_TOKEN",
     ] {
@@ -799,10 +798,10 @@ fn bad_values_are_refused_with_a_clear_message() {
         ),
         (
             "a secret value beside its reference",
-            "agentKey: {name: creds, key: agent, value: hunter2}",
+            "forge: {url: https://forge.example.com, token: {name: creds, key: token, value: hunter2}}",
             &[
                 SCHEMA,
-                "at '/agentKey': additional properties 'value' not allowed",
+                "at '/forge/token': additional properties 'value' not allowed",
             ],
         ),
         (

@@ -9,7 +9,7 @@ use controller::resources::{Tester, condition_status, find_condition};
 use e2e::{
     fixtures::{host_pool, tester},
     forge::Forge,
-    stack::{AGENT_KEY, Stack, TestNode},
+    stack::{Stack, TestNode},
     wait,
 };
 use gridapi::agent::AgentTarget;
@@ -99,11 +99,17 @@ async fn gate_on_machine(s: &Stack, t: &Tester) -> (String, String) {
         .and_then(|st| st.machine.as_ref())
         .and_then(|m| m.private_address.clone())
         .expect("the machine's private address");
+    let machine_id = t
+        .status
+        .as_ref()
+        .and_then(|st| st.machine.as_ref())
+        .and_then(|m| m.machine_id.clone())
+        .expect("the machine's id");
     let target = AgentTarget {
         mycelium_ip: address,
-        key: AGENT_KEY.into(),
+        machine_id,
     };
-    let view = s.grid.faces().agents.config(&target).await.unwrap();
+    let view = s.controller_faces().await.agents.config(&target).await.unwrap();
     let gate = view.gate.expect("a gate on the machine");
     (
         gate.client_id,

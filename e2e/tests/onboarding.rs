@@ -6,7 +6,7 @@ use std::time::Duration;
 use controller::resources::condition_status;
 use e2e::{
     fixtures::{ai_keys, host_pool, shared_engine, tester},
-    stack::{AGENT_KEY, Stack, TestNode},
+    stack::{Stack, TestNode},
     wait,
 };
 use serde_json::json;
@@ -126,16 +126,7 @@ async fn apply_to_ready_with_every_step_proven_then_delete_leaves_nothing() {
     assert_eq!(inspect.gateways.len(), 1);
     assert_eq!(inspect.tokens.len(), 2);
     let vm = &inspect.vms[0];
-    let view = s
-        .grid
-        .faces()
-        .agents
-        .config(&gridapi::agent::AgentTarget {
-            mycelium_ip: vm.mycelium_ip.clone(),
-            key: AGENT_KEY.into(),
-        })
-        .await
-        .unwrap();
+    let view = s.agent_view(vm).await;
     assert_eq!(view.ai_providers.len(), 2, "{view:?}");
     assert_eq!(view.ssh_keys, 1, "support key only: the tester set none");
     assert!(

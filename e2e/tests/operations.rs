@@ -9,10 +9,16 @@ use std::time::Duration;
 use controller::resources::{HostPool, Tester, find_condition};
 use e2e::{
     fixtures::tester,
-    stack::{AGENT_KEY, Stack, TWIN, TestNode},
+    stack::{Stack, TWIN, TestNode},
     wait,
 };
-use gridapi::{Grid, agent::AGENT_KEY_ENV, chain::CreateNodeContract, proxy::NodeStatus, zos::*};
+use gridapi::{
+    Grid,
+    agent::signing::{CONTROLLER_KEY_ENV, ControllerKey, MACHINE_ID_ENV},
+    chain::CreateNodeContract,
+    proxy::NodeStatus,
+    zos::*,
+};
 use gridshim::wire::*;
 use serde_json::json;
 
@@ -413,7 +419,15 @@ async fn hand_made_vm(g: &Grid, node: u32) -> u64 {
                         mountpoint: "/data".into(),
                     }],
                     entrypoint: "/sbin/zinit init".into(),
-                    env: [(AGENT_KEY_ENV.to_string(), AGENT_KEY.to_string())].into(),
+                    // Its own key: no agent of this VM obeys the controller.
+                    env: [
+                        (
+                            CONTROLLER_KEY_ENV.to_string(),
+                            ControllerKey::generate().public().to_base64(),
+                        ),
+                        (MACHINE_ID_ENV.to_string(), "m-hand-made".to_string()),
+                    ]
+                    .into(),
                     corex: false,
                 }),
             ),

@@ -8,7 +8,7 @@ use controller::resources::{HostPool, Tester, condition_status, find_condition};
 use e2e::{
     fixtures::{ai_keys, host_pool, shared_engine, tester},
     smtp::SmtpSink,
-    stack::{AGENT_KEY, Stack, TWIN_SECRET, TestNode},
+    stack::{Stack, TWIN_SECRET, TestNode},
     wait,
 };
 use gridapi::proxy::NodeStatus;
@@ -30,18 +30,6 @@ async fn testers(s: &Stack) -> Vec<Tester> {
     s.api.list(&ListParams::default()).await.unwrap().items
 }
 
-/// What the agent of the machine at `mycelium_ip` holds (no secret values).
-async fn agent_view(s: &Stack, mycelium_ip: &str) -> gridapi::agent::AgentConfigView {
-    s.grid
-        .faces()
-        .agents
-        .config(&gridapi::agent::AgentTarget {
-            mycelium_ip: mycelium_ip.into(),
-            key: AGENT_KEY.into(),
-        })
-        .await
-        .unwrap()
-}
 
 /// A key of a Secret of the test namespace, decoded.
 fn secret_value(s: &Stack, secret: &str, key: &str) -> String {
@@ -411,7 +399,7 @@ async fn rebuild_keeps_address_and_account_and_a_channel_change_reinstalls() {
     assert!(inspect.vms[0].gate_configured);
     // The new machine holds the same token (by digest), the engine, both AI keys and both SSH
     // keys: the access settings followed the rebuild.
-    let view = agent_view(&s, &inspect.vms[0].mycelium_ip).await;
+    let view = s.agent_view(&inspect.vms[0]).await;
     let token = secret_value(&s, "r-engine-token", "token");
     assert_eq!(
         view.engine_token_digests.get("embedder"),
@@ -652,7 +640,6 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
         &otp,
         "sk-openai-e2e-secret-9931",
         "sk-ant-e2e-secret-7120",
-        AGENT_KEY,
         &client_secret,
         s.forge.token(),
         TWIN_SECRET,
@@ -686,11 +673,8 @@ async fn a_gate_that_disappears_flips_ready_and_is_repaired() {
     s.apply(&tester("g", "gina", "pool").build());
     let t = wait::ready(&s.api, "g", TIMEOUT).await.unwrap();
     let vm = s.grid.admin.inspect().await.unwrap().vms.remove(0);
-    let grid = s.grid.faces();
-    let target = gridapi::agent::AgentTarget {
-        mycelium_ip: vm.mycelium_ip.clone(),
-        key: AGENT_KEY.into(),
-    };
+    let grid = s.controller_faces().await;
+    let target = Stack::target(&vm);
     let open = gridapi::agent::GateSettings {
         issuer: "http://127.0.0.1:9".into(),
         client_id: "x".into(),

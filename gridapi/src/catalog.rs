@@ -57,6 +57,31 @@ impl Catalog {
     }
 }
 
+/// One downloadable release of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// Exact version.
+    pub version: String,
+    /// Where the artifact is downloaded from.
+    pub url: String,
+    /// SHA-256 (hex) of the artifact: the agent refuses anything else.
+    pub sha256: String,
+}
+
+/// The release index the VM agents install from: channel → app → newest release.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseIndex {
+    /// Channel → app → release.
+    pub channels: BTreeMap<Channel, BTreeMap<String, Release>>,
+}
+
+impl ReleaseIndex {
+    /// Newest release of an app in a channel.
+    pub fn release(&self, channel: Channel, app: &str) -> Option<&Release> {
+        self.channels.get(&channel).and_then(|m| m.get(app))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// Where the newest versions are published.

@@ -69,6 +69,18 @@ pub struct ErrorBody {
     pub contract_id: Option<u64>,
 }
 
+impl ErrorBody {
+    /// A body with a code and a text (no owner).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code,
+            message: message.into(),
+            owner_twin: None,
+            contract_id: None,
+        }
+    }
+}
+
 /// What a caller should do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCategory {

@@ -49,8 +49,13 @@ pub fn snapshot(sim: &Sim) -> Inspection {
                 mycelium_ip: v.mycelium_ip.clone(),
                 loopback_ip: v.loopback_ip.clone(),
                 listening: sim.vms.is_listening(&v.key),
-                gate_configured: v.gate.is_some(),
-                components: v.install.components.clone(),
+                gate_configured: sim.vms.agent(&v.key).is_some_and(|a| a.gate_configured()),
+                components: sim
+                    .vms
+                    .agent(&v.key)
+                    .map(|a| a.install_status().components)
+                    .unwrap_or_default(),
+                machine_id: v.machine_id.clone(),
             })
             .collect(),
         gateways: w

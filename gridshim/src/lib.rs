@@ -58,6 +58,7 @@ pub mod vm;
 mod prelude {
     pub use gridapi::{
         ErrorCode,
+        agent::signing::{CONTROLLER_KEY_ENV, MACHINE_ID_ENV},
         agent::*,
         catalog::*,
         chain::{NameOwner, check_name},

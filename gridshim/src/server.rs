@@ -93,8 +93,8 @@ pub async fn start(mut cfg: Config, opts: StartOptions) -> Result<Running, Start
             .or_else(|| Some(PathBuf::from("gridshim.db")))
     };
     let store = Store::open(db.as_deref(), opts.reset)?;
-    let sim = Sim::new(cfg, store)?;
-    crate::vm::agent::interrupted_installs(&sim);
+    let vm_root = crate::vm::root(db.as_deref(), opts.reset)?;
+    let sim = Sim::new(cfg, store, vm_root)?;
     let mut tasks = Vec::new();
 
     let listener = tokio::net::TcpListener::bind(&sim.cfg.listen)

@@ -209,6 +209,9 @@ pub struct VmView {
     pub gate_configured: bool,
     /// Installed components.
     pub components: BTreeMap<String, String>,
+    /// The machine id its agent answers to (from its env; not secret).
+    #[serde(default)]
+    pub machine_id: Option<String>,
 }
 
 /// A gateway in the inspection.

@@ -260,11 +260,11 @@ async fn agent_gate_settings_install_and_health() {
     let s = shim("").await;
     let (_, vm) = vm(&s.us, 12, "agent-key-1").await;
     let wrong = AgentTarget {
-        key: "nope".into(),
+        machine_id: "nope".into(),
         ..vm.clone()
     };
     let e = s.us.agent_install_status(&wrong).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Unauthenticated);
+    assert_eq!(e.code(), ErrorCode::Unauthorized);
 
     let gate = GateSettings {
         issuer: "http://127.0.0.1:5556/dex".into(),
@@ -308,6 +308,7 @@ async fn agent_gate_settings_install_and_health() {
             &InstallRequest {
                 channel: Channel::Stable,
                 apps: apps.clone(),
+                index_url: s.index_url(),
             },
         )
         .await
@@ -344,6 +345,7 @@ async fn agent_gate_settings_install_and_health() {
         &InstallRequest {
             channel: Channel::Stable,
             apps,
+            index_url: s.index_url(),
         },
     )
     .await
@@ -369,6 +371,7 @@ async fn agent_gate_settings_install_and_health() {
         &InstallRequest {
             channel: Channel::Prerelease,
             apps: vec!["nonexistent".into()],
+            index_url: s.index_url(),
         },
     )
     .await
@@ -679,6 +682,7 @@ async fn realistic_profile_replays_the_same_flow_scaled() {
         &InstallRequest {
             channel: Channel::Stable,
             apps: vec!["gateway".into(), "cockpit".into()],
+            index_url: s.index_url(),
         },
     )
     .await

@@ -122,7 +122,7 @@ async fn result_without_an_address() {
     let computed = mycelium_ip(NET_KEY, &sd).unwrap();
     let vm = AgentTarget {
         mycelium_ip: computed.clone(),
-        key: "k".into(),
+        machine_id: "k".into(),
     };
     s.us.agent_config(&vm).await.unwrap();
 
@@ -343,7 +343,7 @@ async fn slow_private_network_reachability() {
             .zmachine_result()
             .unwrap()
             .mycelium_ip,
-        key: "k".into(),
+        machine_id: "k".into(),
     };
     s.us.create_name_contract("kim-01").await.unwrap();
     let mut gw = gw_deployment(US, "kim-01", &format!("http://[{}]:8080", vm.mycelium_ip));
@@ -418,43 +418,69 @@ async fn node_goes_down_with_testers_on_it() {
 async fn service_start_loses_its_race_and_a_retry_succeeds() {
     let s = shim("").await;
     let (_, vm) = vm(&s.us, 12, "k").await;
+    let req = InstallRequest {
+        channel: Channel::Prerelease,
+        apps: vec!["gateway".into(), "planner".into(), "books".into()],
+        index_url: s.index_url(),
+    };
+    // A start that loses its race once: the agent tries again and the install succeeds.
     s.admin
         .inject(&fault(FaultKind::ServiceStartRace, on_name("planner")))
         .await
         .unwrap();
-    let req = InstallRequest {
-        channel: Channel::Prerelease,
-        apps: vec!["gateway".into(), "planner".into(), "books".into()],
-    };
     s.us.agent_start_install(&vm, &req).await.unwrap();
     let st = wait_install(&s, &vm).await;
-    assert_eq!(st.state, InstallState::Failed);
+    assert_eq!(st.state, InstallState::Succeeded, "{st:?}");
     let planner = st.steps.iter().find(|x| x.app == "planner").unwrap();
-    assert_eq!(planner.state, InstallState::Failed);
     assert!(
         planner
             .log
-            .last()
-            .unwrap()
-            .contains("lost the start-up race"),
+            .iter()
+            .any(|l| l.contains("lost the start-up race") && l.contains("attempt 1 of 3")),
         "{planner:?}"
     );
-    assert_eq!(st.components["books"], "1.2.0-rc.1");
+    assert_eq!(st.components["planner"], "1.3.0-rc.1");
+
+    // A start that keeps losing: the step fails after the agent's tries, the others succeed.
+    s.admin
+        .inject(&FaultSpec {
+            kind: FaultKind::ServiceStartRace,
+            mode: FaultMode::Always,
+            scope: on_name("books"),
+        })
+        .await
+        .unwrap();
+    let stable = InstallRequest {
+        channel: Channel::Stable,
+        ..req.clone()
+    };
+    s.us.agent_start_install(&vm, &stable).await.unwrap();
+    let st = wait_install(&s, &vm).await;
+    assert_eq!(st.state, InstallState::Failed);
+    let books = st.steps.iter().find(|x| x.app == "books").unwrap();
+    assert_eq!(books.state, InstallState::Failed);
+    assert!(
+        books.log.last().unwrap().contains("did not start after 3 attempts"),
+        "{books:?}"
+    );
+    assert_eq!(st.components["books"], "1.2.0-rc.1", "the old version stays");
+    assert_eq!(st.components["planner"], "1.2.0");
     let health = s.us.agent_app_health(&vm).await.unwrap();
     assert!(
         !health
             .apps
             .iter()
-            .find(|a| a.app == "planner")
+            .find(|a| a.app == "books")
             .unwrap()
             .healthy
     );
 
-    s.us.agent_start_install(&vm, &req).await.unwrap();
+    s.admin.clear_faults().await.unwrap();
+    s.us.agent_start_install(&vm, &stable).await.unwrap();
     let st = wait_install(&s, &vm).await;
     assert_eq!(st.state, InstallState::Succeeded, "{st:?}");
-    assert_eq!(st.components["planner"], "1.3.0-rc.1");
-    assert_eq!(st.component_channels["planner"], Channel::Prerelease);
+    assert_eq!(st.components["books"], "1.1.0");
+    assert_eq!(st.component_channels["books"], Channel::Stable);
 
     // An app that stops answering shows in the per-app health.
     s.admin
@@ -475,6 +501,7 @@ async fn start_race_probability_from_config() {
         &InstallRequest {
             channel: Channel::Stable,
             apps: vec!["cockpit".into()],
+            index_url: s.index_url(),
         },
     )
     .await

@@ -437,6 +437,10 @@ pub struct MachineStatus {
     /// The VM's address on the private network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_address: Option<String>,
+    /// The VM's machine id: its agent obeys only requests signed for it (its keys are in the
+    /// Secret `<tester>-machine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
     /// The rebuild annotation value this machine was built for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,

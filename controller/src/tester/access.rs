@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use gridapi::agent::{AiKeys, EngineCredential, EngineCredentials, SshKeys};
+use gridapi::agent::{
+    AgentConfigView, AiKeys, EngineCredential, EngineCredentials, SshKeys, digest, ssh_keys_digest,
+};
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Api, ResourceExt, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
@@ -113,11 +115,8 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
 
     let view = agent_view(pass).await?;
     let fresh = !pass.done_for_generation(TOKENS_REGISTERED);
-    let engine_urls: BTreeMap<String, String> = credentials
-        .iter()
-        .map(|c| (c.engine.clone(), c.url.clone()))
-        .collect();
-    if fresh || view.engines != engine_urls {
+    let stale = Stale::of(&view, &credentials, &ai_keys, &ssh_keys);
+    if fresh || stale.engines {
         let body = EngineCredentials {
             engines: credentials.clone(),
         };
@@ -129,9 +128,7 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
             .await?;
         forget_agent_view(pass);
     }
-    let mut providers = view.ai_providers.clone();
-    providers.sort();
-    if fresh || providers != ai_keys.keys().cloned().collect::<Vec<_>>() {
+    if fresh || stale.ai_keys {
         let body = AiKeys {
             keys: ai_keys.clone(),
         };
@@ -143,7 +140,7 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
             .await?;
         forget_agent_view(pass);
     }
-    if fresh || view.ssh_keys != ssh_keys.len() {
+    if fresh || stale.ssh_keys {
         let body = SshKeys {
             keys: ssh_keys.clone(),
         };
@@ -178,6 +175,41 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
     );
     pass.set(TOKENS_REGISTERED, true, "Registered", &msg);
     Ok(Flow::Continue)
+}
+
+/// Which of the machine's settings differ from what it should hold, compared by value (the
+/// agent reports a digest of each secret): a rotated token, AI key or SSH key is handed over
+/// again.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Stale {
+    engines: bool,
+    ai_keys: bool,
+    ssh_keys: bool,
+}
+
+impl Stale {
+    fn of(
+        view: &AgentConfigView,
+        engines: &[EngineCredential],
+        ai_keys: &BTreeMap<String, String>,
+        ssh_keys: &[String],
+    ) -> Stale {
+        let urls: BTreeMap<String, String> = engines
+            .iter()
+            .map(|c| (c.engine.clone(), c.url.clone()))
+            .collect();
+        let tokens: BTreeMap<String, String> = engines
+            .iter()
+            .map(|c| (c.engine.clone(), digest(&c.token)))
+            .collect();
+        let ai: BTreeMap<String, String> =
+            ai_keys.iter().map(|(p, k)| (p.clone(), digest(k))).collect();
+        Stale {
+            engines: view.engines != urls || view.engine_token_digests != tokens,
+            ai_keys: view.ai_key_digests != ai,
+            ssh_keys: view.ssh_keys_digest != ssh_keys_digest(ssh_keys),
+        }
+    }
 }
 
 /// The identity the engines know this tester by: the recorded one, or (first time) a new one.

@@ -1,13 +1,14 @@
 //! The desired grid deployments of a tester, built without any client (pure, unit-tested).
 //!
-//! Everything random-looking (network key, mycelium seed) is derived from the Tester's UID and
-//! the machine build, so every pass builds the same deployment and the same hash, and a
-//! rebuild gets a machine of its own.
+//! The machine's keys (network key, mycelium seed, machine id) are random, made once per
+//! machine build and kept in a Secret owned by the Tester ([`super::machine_keys`]), so every
+//! pass builds the same deployment and the same hash, and a rebuild gets a machine of its own.
+//! The VM's env holds nothing secret: the controller's public key and the machine id.
 
 use std::collections::BTreeMap;
 
 use gridapi::{
-    agent::AGENT_KEY_ENV,
+    agent::signing::{CONTROLLER_KEY_ENV, MACHINE_ID_ENV},
     zos::{
         ComputeCapacity, Deployment, GatewayNameProxy, MyceliumAttachment, NetworkInterface,
         NetworkLight, SignatureRequirement, Workload, WorkloadData, ZmachineLight, ZmachineNetwork,
@@ -16,7 +17,7 @@ use gridapi::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{names::derived_hex, resources::Placement};
+use crate::resources::Placement;
 
 /// The image every tester VM boots.
 pub const FLIST: &str = "https://hub.grid.tf/tf-official-apps/sandbox-tester-v1.flist";
@@ -48,18 +49,35 @@ impl ContractTag {
     }
 }
 
-/// Keys derived for one machine build.
+/// The random keys of one machine build. Its `Debug` shows only the machine id.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MachineKeys {
-    network_key: String,
-    seed: String,
+    /// The machine id its agent answers to (not secret).
+    pub machine_id: String,
+    /// The private network's key (32 bytes, hex).
+    pub network_key: String,
+    /// The VM's mycelium seed (6 bytes, hex).
+    pub seed: String,
+}
+
+impl std::fmt::Debug for MachineKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineKeys")
+            .field("machine_id", &self.machine_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MachineKeys {
-    /// The keys of `uid`'s machine of `build`.
-    pub fn new(uid: &str, build: &str) -> Self {
+    /// New random keys.
+    pub fn generate() -> Self {
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 46];
+        rand::rng().fill_bytes(&mut bytes);
         Self {
-            network_key: derived_hex(uid, &format!("net/{build}"), 32),
-            seed: derived_hex(uid, &format!("seed/{build}"), 6),
+            machine_id: format!("m-{}", hex::encode(&bytes[..8])),
+            network_key: hex::encode(&bytes[8..40]),
+            seed: hex::encode(&bytes[40..46]),
         }
     }
 
@@ -75,11 +93,13 @@ pub fn vm(
     twin_id: u32,
     placement: &Placement,
     keys: &MachineKeys,
-    agent_key: &str,
+    controller_public_key: &str,
     tag: &ContractTag,
 ) -> Deployment {
-    let mut env = BTreeMap::new();
-    env.insert(AGENT_KEY_ENV.to_string(), agent_key.to_string());
+    let env = BTreeMap::from([
+        (CONTROLLER_KEY_ENV.to_string(), controller_public_key.to_string()),
+        (MACHINE_ID_ENV.to_string(), keys.machine_id.clone()),
+    ]);
     Deployment {
         version: 0,
         twin_id,
@@ -205,22 +225,20 @@ mod tests {
             kind: "vm".into(),
             build: String::new(),
         };
-        let a = vm(7, &p, &MachineKeys::new("u1", ""), "k", &tag);
-        let b = vm(7, &p, &MachineKeys::new("u1", ""), "k", &tag);
+        let keys = MachineKeys::generate();
+        let a = vm(7, &p, &keys, "k", &tag);
+        let b = vm(7, &p, &keys.clone(), "k", &tag);
         assert_eq!(a.challenge_hash(), b.challenge_hash());
-        let rebuilt = vm(7, &p, &MachineKeys::new("u1", "r1"), "k", &tag);
+        let rebuilt = vm(7, &p, &MachineKeys::generate(), "k", &tag);
         assert_ne!(a.challenge_hash(), rebuilt.challenge_hash());
-        assert_ne!(
-            MachineKeys::new("u1", "").mycelium_ip(),
-            MachineKeys::new("u1", "r1").mycelium_ip()
-        );
+        assert_ne!(keys.mycelium_ip(), MachineKeys::generate().mycelium_ip());
         assert!(tag.encode().len() < 512);
         assert_eq!(ContractTag::decode(&tag.encode()), Some(tag));
         assert_eq!(ContractTag::decode("something else"), None);
     }
 
     #[test]
-    fn the_deployment_debug_output_holds_no_agent_key() {
+    fn the_vm_env_holds_only_the_public_key_and_the_machine_id() {
         let p = Placement {
             node_id: 1,
             cpu: 1,
@@ -232,13 +250,20 @@ mod tests {
             kind: "vm".into(),
             build: String::new(),
         };
-        let d = vm(7, &p, &MachineKeys::new("u1", ""), "agent-key-31337", &tag);
-        let printed = format!("{d:?}");
-        assert!(!printed.contains("agent-key-31337"), "{printed}");
-        assert!(
-            printed.contains(AGENT_KEY_ENV),
-            "the env's names are still shown"
+        let keys = MachineKeys::generate();
+        let d = vm(7, &p, &keys, "cHVibGlj", &tag);
+        let WorkloadData::ZmachineLight(z) = &d.workload("vm").unwrap().data else {
+            panic!("a zmachine")
+        };
+        assert_eq!(
+            z.env,
+            BTreeMap::from([
+                (CONTROLLER_KEY_ENV.to_string(), "cHVibGlj".to_string()),
+                (MACHINE_ID_ENV.to_string(), keys.machine_id.clone()),
+            ])
         );
+        assert!(!format!("{keys:?}").contains(&keys.seed));
+        assert!(!format!("{keys:?}").contains(&keys.network_key));
     }
 
     #[test]
@@ -252,7 +277,7 @@ mod tests {
         // cpu × memory = 8 GiB: zos wants at least 2 GiB, an eighth of 10 GiB is 1.25 GiB.
         let m = p(2, 4, 10);
         assert_eq!(rootfs_size(&m), 2 << 30);
-        let d = vm(7, &m, &MachineKeys::new("u1", ""), "k", &tag());
+        let d = vm(7, &m, &MachineKeys::generate(), "k", &tag());
         let WorkloadData::ZmachineLight(z) = &d.workload("vm").unwrap().data else {
             panic!("a zmachine")
         };

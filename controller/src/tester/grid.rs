@@ -7,7 +7,6 @@ use gridapi::{
     proxy::{ContractDetails, ContractFilter, ContractState, ContractType, Limit},
     zos::Deployment,
 };
-use secrecy::ExposeSecret;
 
 use super::{Pass, deployment::ContractTag};
 use crate::{
@@ -104,9 +103,15 @@ pub fn agent(pass: &Pass<'_>) -> Result<AgentTarget> {
         .as_ref()
         .and_then(|m| m.private_address.clone())
         .ok_or(Error::MissingField("status.machine.privateAddress"))?;
+    let machine_id = pass
+        .status
+        .machine
+        .as_ref()
+        .and_then(|m| m.machine_id.clone())
+        .ok_or(Error::MissingField("status.machine.machineId"))?;
     Ok(AgentTarget {
         mycelium_ip: address,
-        key: pass.ctx.config.agent_key.expose_secret().to_string(),
+        machine_id,
     })
 }
 

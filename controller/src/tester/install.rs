@@ -48,6 +48,7 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
     let request = InstallRequest {
         channel: grid_channel(channel),
         apps: apps.clone(),
+        index_url: pass.ctx.config.release_index_url(),
     };
     let wanted: BTreeSet<&String> = apps.iter().collect();
 

@@ -2,12 +2,11 @@
 
 use gridapi::{ErrorCategory, chain::CreateNodeContract};
 use kube::{ResourceExt, runtime::events::EventType};
-use secrecy::ExposeSecret;
 
 use super::{
     Flow, Pass,
     conditions::{GATE_SECURED, INSTALLED, MACHINE_READY, SCHEDULED, TOKENS_REGISTERED},
-    deployment::{self, ContractTag, MachineKeys},
+    deployment::{self, ContractTag},
     grid::{
         agent_view, cancel_contract, contract_for, deploy, deployment as deployed_on, my_contracts,
     },
@@ -106,7 +105,15 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         return Ok(Flow::Requeue(std::time::Duration::from_secs(300)));
     }
     let build = machine_key(pass);
-    let keys = MachineKeys::new(&pass.uid, &build);
+    let keys = super::machine_keys::machine_keys(pass, &build).await?;
+    let machine = pass
+        .status
+        .machine
+        .get_or_insert_with(MachineStatus::default);
+    if machine.machine_id.as_deref() != Some(keys.machine_id.as_str()) {
+        // Written with the contract id below, before anything is sent to the node.
+        machine.machine_id = Some(keys.machine_id.clone());
+    }
     let tag = ContractTag {
         tester: pass.uid.clone(),
         kind: "vm".into(),
@@ -116,7 +123,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         pass.ctx.grid.twin_id(),
         &placement,
         &keys,
-        pass.ctx.config.agent_key.expose_secret(),
+        &pass.ctx.agent_public_key.to_base64(),
         &tag,
     );
 

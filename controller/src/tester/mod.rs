@@ -18,6 +18,7 @@ mod gateway;
 mod grid;
 mod install;
 mod machine;
+mod machine_keys;
 mod observe;
 mod pass;
 mod pause;

@@ -1,6 +1,7 @@
-//! The machine agent over HTTP at `http://[<private address>]:<port>`, with the deployer's key
-//! as bearer token. A controller that is not itself on the private network reaches it through
-//! an HTTP proxy into that network (gridshim's gateway is one).
+//! The machine agent over HTTP at `http://[<private address>]:<port>`, every request signed
+//! with the controller's key for the machine's id ([`crate::agent::signing`]). A controller
+//! that is not itself on the private network reaches it through an HTTP proxy into that network
+//! (gridshim's gateway is one).
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::{
     ErrorCode, GridError, GridFuture,
     agent::{
         AgentConfigView, AgentTarget, AiKeys, AppHealth, EngineCredentials, GateSettings,
-        InstallRequest, InstallStatus, MachineAgent, SshKeys,
+        InstallRequest, InstallStatus, MachineAgent, SshKeys, signing::ControllerKey,
     },
 };
 
@@ -22,13 +23,17 @@ use crate::{
 pub struct HttpAgents {
     port: u16,
     http: reqwest::Client,
+    key: ControllerKey,
 }
 
 impl HttpAgents {
-    /// Agents listening on `port`, reached directly or through the HTTP proxy `via`.
-    pub fn new(port: u16, via: Option<&str>) -> Result<Self, GridError> {
+    /// Agents listening on `port`, reached directly or through the HTTP proxy `via`, every
+    /// request signed with `key`.
+    pub fn new(port: u16, via: Option<&str>, key: ControllerKey) -> Result<Self, GridError> {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            // One VM is reached now and then: no idle connection kept per VM.
+            .pool_idle_timeout(Duration::from_secs(5))
             // Never through a proxy from the environment: the private network is reached
             // directly or through `via`, nothing else.
             .no_proxy();
@@ -43,7 +48,7 @@ impl HttpAgents {
             code: ErrorCode::Internal,
             message: format!("cannot build the agent client: {e}"),
         })?;
-        Ok(HttpAgents { port, http })
+        Ok(HttpAgents { port, http, key })
     }
 
     /// The agent's base URL on the private network.
@@ -62,12 +67,20 @@ impl HttpAgents {
         body: Option<&B>,
         what: &str,
     ) -> Result<T, GridError> {
+        let body = body.map(super::json).unwrap_or_default();
+        let signed = self
+            .key
+            .sign(&vm.machine_id, method.as_str(), path, &body);
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.base_url(vm)))
-            .bearer_auth(&vm.key);
-        if let Some(b) = body {
-            req = req.json(b);
+            .request(method, format!("{}{path}", self.base_url(vm)));
+        for (name, value) in signed.pairs() {
+            req = req.header(name, value);
+        }
+        if !body.is_empty() {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
         let resp = req.send().await.map_err(|e| transport(e, what))?;
         read(resp, what).await

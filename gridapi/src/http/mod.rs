@@ -44,6 +44,8 @@ pub struct Endpoints {
     pub agent_port: u16,
     /// An HTTP proxy into the private network, when the controller is not on it itself.
     pub private_proxy: Option<String>,
+    /// The key every agent request is signed with.
+    pub agent_key: crate::agent::signing::ControllerKey,
 }
 
 /// The HTTP client every face shares: long enough for any simulated wait (the node face's 60 s).
@@ -70,6 +72,7 @@ pub fn connect(e: &Endpoints) -> Result<Grid, GridError> {
         agents: Arc::new(agent::HttpAgents::new(
             e.agent_port,
             e.private_proxy.as_deref(),
+            e.agent_key.clone(),
         )?),
         catalog: Arc::new(catalog::HttpCatalog::with_client(&e.catalog, http)),
     })

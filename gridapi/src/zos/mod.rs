@@ -275,7 +275,8 @@ pub struct ZmachineLight {
     /// Entry point.
     #[serde(default)]
     pub entrypoint: String,
-    /// Environment; [`AGENT_KEY_ENV`] holds the key the VM agent accepts.
+    /// Environment (stored in plain text by the node: never a secret). The controller puts
+    /// only its public key and the machine id here ([`crate::agent::signing`]).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Run with the zos core-x console.

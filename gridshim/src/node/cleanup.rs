@@ -55,7 +55,7 @@ fn cleanup_deployment(sim: &Arc<Sim>, cid: u64) {
         keys
     };
     for k in stopped {
-        sim.vms.stop(&k);
+        sim.vms.destroy(&k);
     }
     tracing::info!(
         contract = cid,

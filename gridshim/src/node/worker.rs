@@ -292,12 +292,8 @@ fn evaluate(
                 workload: name.to_string(),
                 mycelium_ip: myc.clone(),
                 loopback_ip: loopback,
-                agent_key: z.env.get(AGENT_KEY_ENV).cloned(),
-                gate: None,
-                engines: vec![],
-                ssh_keys: vec![],
-                ai_keys: Default::default(),
-                install: InstallStatus::default(),
+                controller_key: z.env.get(CONTROLLER_KEY_ENV).cloned(),
+                machine_id: z.env.get(MACHINE_ID_ENV).cloned(),
             };
             sim.save_vm(&vm)?;
             w.vm_by_mycelium.insert(myc.clone(), key.clone());

@@ -136,7 +136,7 @@ pub fn sha256_hex(s: &str) -> String {
 
 impl Sim {
     /// Builds the simulator from config, loading persisted state.
-    pub fn new(cfg: Config, store: Store) -> Result<Arc<Sim>, StartError> {
+    pub fn new(cfg: Config, store: Store, vm_root: vms::VmRoot) -> Result<Arc<Sim>, StartError> {
         let timing = Timing::new(cfg.profile, cfg.time_scale)
             .with_proxy_lag(cfg.proxy_lag_ms.map(std::time::Duration::from_millis));
         let catalog = CatalogState::new(&cfg)?;
@@ -157,7 +157,7 @@ impl Sim {
             faults,
             catalog,
             engines,
-            vms: VmRuntime::default(),
+            vms: VmRuntime::new(vm_root),
             queues: Mutex::new(HashMap::new()),
             http,
             gateway_addr: Mutex::new(None),

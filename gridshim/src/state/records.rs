@@ -39,7 +39,7 @@ pub struct GatewayRec {
     pub backend: String,
 }
 
-/// A VM and what its agent holds (persisted).
+/// A VM (persisted); what its agent holds is on the VM's own disk.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct VmRec {
     /// `contract_id/workload`.
@@ -54,18 +54,12 @@ pub struct VmRec {
     pub mycelium_ip: String,
     /// Loopback address standing for it.
     pub loopback_ip: String,
-    /// Key the agent accepts (from the env); never shown.
-    pub agent_key: Option<String>,
-    /// Gate settings.
-    pub gate: Option<GateSettings>,
-    /// Engine credentials.
-    pub engines: Vec<EngineCredential>,
-    /// SSH keys.
-    pub ssh_keys: Vec<String>,
-    /// AI-provider keys; never shown.
-    pub ai_keys: BTreeMap<String, String>,
-    /// Install status.
-    pub install: InstallStatus,
+    /// The controller's public key its agent obeys (from the env).
+    #[serde(default)]
+    pub controller_key: Option<String>,
+    /// Its machine id (from the env).
+    #[serde(default)]
+    pub machine_id: Option<String>,
 }
 
 impl std::fmt::Debug for VmRec {

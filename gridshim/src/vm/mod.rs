@@ -1,38 +1,84 @@
-//! Simulated VMs: each zmachine gets two listeners on its own loopback address (standing for
-//! its mycelium address): the agent API ([`agent`]) and the web side, wrapped by the
-//! sign-in gate ([`gated::gated`]). They are tokio tasks, so 1,000 VMs fit in one process.
+//! Simulated VMs, each running the product's own agent ([`agent::Agent`]) in-process: the
+//! agent's API and its web side (the apps behind the sign-in gate) listen on the VM's own
+//! loopback address (standing for its mycelium address). Its files are on the VM's disk, a
+//! directory of its own ([`machine::SimMachine`]); they are tokio tasks, so 1,000 VMs fit in
+//! one process.
 //!
 //! Listeners open only once the VM is reachable (after the reachability delay), close when the
-//! node goes down or the contract is cleaned up, and reopen when gridshim restarts.
+//! node goes down or the contract is cleaned up, and reopen when gridshim restarts (the agent
+//! finds its settings and install on its disk).
 
-pub mod agent;
-pub mod gated;
+pub mod machine;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 
+use agent::{Agent, AgentOptions};
 use axum::Router;
-use axum::extract::{Path, Request, State};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use gridapi::agent::signing::ControllerPublicKey;
 use tower::ServiceExt;
 
-use crate::state::{Sim, vms::VmHandle};
+use crate::error::StartError;
+use crate::state::{Sim, vms::VmHandle, vms::VmRoot};
 use gridapi::zos::WorkloadState;
 
-/// Rebuilds a VM's web side after its gate settings changed.
-pub fn refresh_gate(sim: &Arc<Sim>, key: &str) {
-    let gate = sim
-        .world
-        .lock()
-        .expect("world lock")
-        .vms
-        .get(key)
-        .and_then(|v| v.gate.clone());
-    if let Some(h) = sim.vms.running.lock().expect("vm lock").get(key) {
-        *h.web.write().expect("web lock") =
-            gated::gated(web_app(sim.clone(), key.to_string()), gate);
+/// Where the VMs' disks are: next to the database (`gridshim.db` → `gridshim.vms/`, emptied
+/// with `--reset`), or a temporary directory when the database is in memory.
+pub fn root(db: Option<&Path>, reset: bool) -> Result<VmRoot, StartError> {
+    let io = |e: std::io::Error| StartError::Other(format!("cannot prepare the VMs' disks: {e}"));
+    match db {
+        Some(db) => {
+            let dir = db.with_extension("vms");
+            if reset && dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io)?;
+            }
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            Ok(VmRoot::Kept(dir))
+        }
+        None => Ok(VmRoot::Temporary(
+            tempfile::Builder::new()
+                .prefix("gridshim-vms-")
+                .tempdir()
+                .map_err(io)?,
+        )),
     }
+}
+
+/// The VM's agent, opened from its disk the first time; `Err` says why the VM runs none.
+fn open_agent(sim: &Arc<Sim>, key: &str, env: (Option<String>, Option<String>)) -> Result<Arc<Agent>, String> {
+    if let Some(a) = sim.vms.agent(key) {
+        return Ok(a);
+    }
+    let (Some(controller_key), Some(machine_id)) = env else {
+        return Err(format!(
+            "the VM's env lacks {} or {}: its agent does not start",
+            gridapi::agent::signing::CONTROLLER_KEY_ENV,
+            gridapi::agent::signing::MACHINE_ID_ENV
+        ));
+    };
+    let controller_key = ControllerPublicKey::from_base64(&controller_key).map_err(|e| e.to_string())?;
+    let machine = Arc::new(machine::SimMachine::new(sim.vms.root_of(key), Arc::downgrade(sim)));
+    let agent = Agent::open(
+        machine,
+        AgentOptions {
+            controller_key,
+            machine_id,
+            http: sim.http.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(sim
+        .vms
+        .agents
+        .lock()
+        .expect("agent lock")
+        .entry(key.to_string())
+        .or_insert(agent)
+        .clone())
 }
 
 /// Opens a VM's listeners (no-op when open, when the VM is gone or its node is down).
@@ -40,15 +86,23 @@ pub async fn start(sim: &Arc<Sim>, key: &str) {
     if sim.vms.is_listening(key) {
         return;
     }
-    let (ip, node_id, gate) = {
+    let (ip, node_id, env) = {
         let w = sim.world.lock().expect("world lock");
         let Some(v) = w.vms.get(key) else { return };
         let up = w.nodes.get(&v.node_id).map(|n| n.status) == Some(gridapi::proxy::NodeStatus::Up);
         if !up {
             return;
         }
-        (v.loopback_ip.clone(), v.node_id, v.gate.clone())
+        (
+            v.loopback_ip.clone(),
+            v.node_id,
+            (v.controller_key.clone(), v.machine_id.clone()),
+        )
     };
+    let agent = open_agent(sim, key, env);
+    if let Err(why) = &agent {
+        tracing::error!(vm = key, "{why}");
+    }
     let pn = &sim.cfg.private_network;
     let agent_l = match tokio::net::TcpListener::bind((ip.as_str(), pn.agent_port)).await {
         Ok(l) => l,
@@ -66,10 +120,6 @@ pub async fn start(sim: &Arc<Sim>, key: &str) {
     };
     let alive = Arc::new(AtomicBool::new(true));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let web = Arc::new(RwLock::new(gated::gated(
-        web_app(sim.clone(), key.to_string()),
-        gate,
-    )));
     {
         let mut running = sim.vms.running.lock().expect("vm lock");
         if running.contains_key(key) {
@@ -81,31 +131,15 @@ pub async fn start(sim: &Arc<Sim>, key: &str) {
                 node_id,
                 alive: alive.clone(),
                 stop: stop_tx,
-                web: web.clone(),
             },
         );
     }
-    let agent_app = crate::vm::agent::router(sim.clone(), key.to_string(), alive.clone());
-    let web_alive = alive.clone();
-    let web_app = Router::new().fallback(move |req: Request| {
-        let web = web.clone();
-        let alive = web_alive.clone();
-        async move {
-            if !alive.load(Ordering::SeqCst) {
-                return (
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "vm is not running",
-                )
-                    .into_response();
-            }
-            let r = web.read().expect("web lock").clone();
-            match r.oneshot(req).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            }
-        }
-    });
-    for (l, app) in [(agent_l, agent_app), (web_l, web_app)] {
+    let (api, web) = match agent {
+        Ok(agent) => (agent.api(), agent.web()),
+        Err(why) => (no_agent(why.clone()), no_agent(why)),
+    };
+    for (l, app) in [(agent_l, api), (web_l, web)] {
+        let app = while_alive(app, alive.clone());
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let _ = axum::serve(l, app)
@@ -116,6 +150,31 @@ pub async fn start(sim: &Arc<Sim>, key: &str) {
         });
     }
     tracing::info!(vm = key, %ip, "vm reachable on the private network");
+}
+
+/// A VM without an agent answers 503 with the reason, as a real one would not answer at all.
+fn no_agent(why: String) -> Router {
+    Router::new().fallback(move || {
+        let why = why.clone();
+        async move { (StatusCode::SERVICE_UNAVAILABLE, why) }
+    })
+}
+
+/// Answers 503 once the VM stopped, for requests already on an open connection.
+fn while_alive(app: Router, alive: Arc<AtomicBool>) -> Router {
+    Router::new().fallback(move |req: Request| {
+        let app = app.clone();
+        let alive = alive.clone();
+        async move {
+            if !alive.load(Ordering::SeqCst) {
+                return (StatusCode::SERVICE_UNAVAILABLE, "vm is not running").into_response();
+            }
+            match app.oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        }
+    })
 }
 
 /// Opens the listeners of every VM of a node whose zmachine is ok.
@@ -136,58 +195,5 @@ pub async fn start_node(sim: &Arc<Sim>, node_id: u32) {
     };
     for k in keys {
         start(sim, &k).await;
-    }
-}
-
-#[derive(Clone)]
-struct WebCtx {
-    sim: Arc<Sim>,
-    key: String,
-}
-
-/// The VM's web side before the gate: an index, one small page per installed app, `/health`.
-pub fn web_app(sim: Arc<Sim>, key: String) -> Router {
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/", get(index))
-        .route("/apps/{app}", get(app_page))
-        .with_state(WebCtx { sim, key })
-}
-
-fn components(ctx: &WebCtx) -> Vec<(String, String)> {
-    let w = ctx.sim.world.lock().expect("world lock");
-    w.vms
-        .get(&ctx.key)
-        .map(|v| {
-            v.install
-                .components
-                .iter()
-                .map(|(a, b)| (a.clone(), b.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-async fn index(State(ctx): State<WebCtx>) -> Html<String> {
-    let items: String = components(&ctx)
-        .iter()
-        .map(|(app, v)| format!("<li><a href=\"/apps/{app}\">{app}</a> {v}</li>"))
-        .collect();
-    Html(format!(
-        "<!doctype html><title>cockpit</title><h1>Your apps</h1><ul>{items}</ul>"
-    ))
-}
-
-async fn app_page(State(ctx): State<WebCtx>, Path(app): Path<String>) -> Response {
-    match components(&ctx).into_iter().find(|(a, _)| *a == app) {
-        Some((a, v)) => Html(format!(
-            "<!doctype html><title>{a}</title><h1>{a}</h1><p>version {v}</p>"
-        ))
-        .into_response(),
-        None => (
-            axum::http::StatusCode::NOT_FOUND,
-            format!("{app} is not installed\n"),
-        )
-            .into_response(),
     }
 }

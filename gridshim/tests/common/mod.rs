@@ -47,7 +47,7 @@ pub struct Client {
 impl Client {
     /// The twin's faces of the gridshim at `url`; agents through the gateway's private proxy.
     pub fn new(url: &str, gateway: &str, twin: u32, secret: &str) -> Self {
-        let mut grid = gridapi::http::connect(&gridapi::http::Endpoints {
+        let grid = gridapi::http::connect(&gridapi::http::Endpoints {
             proxy: url.into(),
             bus: url.into(),
             catalog: format!("{url}/catalog"),
@@ -55,8 +55,10 @@ impl Client {
             secret: secret.to_string().into(),
             agent_port: 7070,
             private_proxy: Some(gateway.into()),
+            agent_key: CONTROLLER_KEY.clone(),
         })
         .expect("URLs");
+        let mut grid = grid;
         let session = std::sync::Arc::new(gridapi::http::session::Session::new(
             url,
             twin,
@@ -195,6 +197,11 @@ impl Client {
     }
 }
 
+/// The key the tests sign agent requests with, as the controller does; every test VM gets its
+/// public half.
+pub static CONTROLLER_KEY: std::sync::LazyLock<gridapi::agent::signing::ControllerKey> =
+    std::sync::LazyLock::new(gridapi::agent::signing::ControllerKey::generate);
+
 /// Twin the controller acts as, and another twin.
 pub const US: u32 = 7;
 /// Another twin.
@@ -256,6 +263,10 @@ impl Shim {
     pub fn gateway(&self) -> String {
         format!("http://{}", self.running.gateway_addr)
     }
+    /// The release index the agents install from.
+    pub fn index_url(&self) -> String {
+        format!("{}/releases/index.json", self.url())
+    }
 }
 
 /// Starts gridshim in memory.
@@ -301,8 +312,9 @@ pub fn seed() -> String {
 /// The network key used by the tests' deployments.
 pub const NET_KEY: &str = "abababababababababababababababababababababababababababababababab";
 
-/// A VM deployment: disk, network, zmachine with `AGENT_KEY`.
-pub fn vm_deployment(twin: u32, agent_key: &str, seed: &str, memory_gib: u64) -> Deployment {
+/// A VM deployment: disk, network, zmachine whose agent answers to `machine_id` and obeys
+/// [`CONTROLLER_KEY`].
+pub fn vm_deployment(twin: u32, machine_id: &str, seed: &str, memory_gib: u64) -> Deployment {
     Deployment {
         version: 0,
         twin_id: twin,
@@ -347,7 +359,14 @@ pub fn vm_deployment(twin: u32, agent_key: &str, seed: &str, memory_gib: u64) ->
                         mountpoint: "/data".into(),
                     }],
                     entrypoint: "/sbin/zinit init".into(),
-                    env: [(AGENT_KEY_ENV.to_string(), agent_key.to_string())].into(),
+                    env: [
+                        (
+                            signing::CONTROLLER_KEY_ENV.to_string(),
+                            CONTROLLER_KEY.public().to_base64(),
+                        ),
+                        (signing::MACHINE_ID_ENV.to_string(), machine_id.to_string()),
+                    ]
+                    .into(),
                     corex: false,
                 }),
             ),
@@ -427,7 +446,7 @@ pub async fn vm(grid: &Client, node: u32, key: &str) -> (u64, AgentTarget) {
         cid,
         AgentTarget {
             mycelium_ip: r.mycelium_ip,
-            key: key.into(),
+            machine_id: key.into(),
         },
     )
 }

@@ -10,25 +10,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::{GridFuture, catalog::Channel};
 
-/// Environment variable of a zmachine holding the key the VM agent accepts as bearer token.
-pub const AGENT_KEY_ENV: &str = "AGENT_KEY";
+pub mod signing;
 
-/// How to reach a VM's agent: its mycelium address and the deployer's key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How to reach a VM's agent: its private address and its machine id. Nothing here is secret:
+/// requests are signed with the controller's key ([`signing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentTarget {
-    /// The VM's mycelium address (from the zmachine result, or [`mycelium_ip`]).
+    /// The VM's mycelium address (from the zmachine result, or [`crate::zos::mycelium_ip`]).
     pub mycelium_ip: String,
-    /// The key that was put in the zmachine env as [`AGENT_KEY_ENV`].
-    pub key: String,
+    /// The machine id in the VM's env ([`signing::MACHINE_ID_ENV`]); requests are signed for it.
+    pub machine_id: String,
 }
 
-impl fmt::Debug for AgentTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AgentTarget")
-            .field("mycelium_ip", &self.mycelium_ip)
-            .field("key", &"<redacted>")
-            .finish()
-    }
+/// SHA-256 (hex) of a secret value: what an agent reports to prove which value it holds without
+/// giving it away.
+pub fn digest(value: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+/// The digest of a set of SSH keys, compared by content (trimmed, sorted, without duplicates).
+pub fn ssh_keys_digest(keys: &[String]) -> String {
+    let mut keys: Vec<&str> = keys.iter().map(|k| k.trim()).filter(|k| !k.is_empty()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    digest(&keys.join("\n"))
 }
 
 /// Settings of a VM's sign-in gate, set by the controller through the agent.
@@ -121,8 +127,14 @@ pub struct AgentConfigView {
     pub engine_token_digests: BTreeMap<String, String>,
     /// How many SSH keys are set.
     pub ssh_keys: usize,
+    /// [`ssh_keys_digest`] of the SSH keys set.
+    #[serde(default)]
+    pub ssh_keys_digest: String,
     /// AI providers that have a key (no key).
     pub ai_providers: Vec<String>,
+    /// AI provider → [`digest`] of its key.
+    #[serde(default)]
+    pub ai_key_digests: BTreeMap<String, String>,
 }
 
 /// The gate settings without the client secret.
@@ -147,8 +159,11 @@ pub struct GateView {
 pub struct InstallRequest {
     /// Channel to install from (recorded).
     pub channel: Channel,
-    /// Apps to install (see [`APPS`]).
+    /// Apps to install (see [`crate::catalog::APPS`]).
     pub apps: Vec<String>,
+    /// Where the release index is ([`crate::catalog::ReleaseIndex`]): each component is
+    /// downloaded from the URL it names and checked against its SHA-256.
+    pub index_url: String,
 }
 
 /// State of an install or of one of its steps.
@@ -231,8 +246,8 @@ pub struct AppHealth {
 
 // ---------------------------------------------------------------------------------------------
 
-/// The agent in a tester's VM. Every call goes to the VM's private address with the deployer's
-/// key.
+/// The agent in a tester's VM. Every call goes to the VM's private address, signed with the
+/// controller's key for the VM's machine id.
 pub trait MachineAgent: Send + Sync {
     /// `PUT /v1/gate`: the sign-in gate's settings.
     fn configure_gate<'a>(

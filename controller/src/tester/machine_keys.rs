@@ -1,0 +1,121 @@
+//! The machine's random keys (private-network key, mycelium seed, machine id), made once per
+//! machine build and kept in the Secret `<tester>-machine`, owned by the Tester. They are
+//! never derived from anything public (such as the UID): knowing a Tester does not give its
+//! VM's keys.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{Api, api::PostParams};
+
+use super::{Pass, deployment::MachineKeys};
+use crate::error::{Error, KubeContext, Result};
+
+const BUILD: &str = "build";
+const MACHINE_ID: &str = "machine-id";
+const NETWORK_KEY: &str = "network-key";
+const SEED: &str = "seed";
+
+/// Name of the Secret holding a tester's machine keys.
+pub fn machine_secret_name(tester: &str) -> String {
+    format!("{tester}-machine")
+}
+
+fn value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+/// The keys kept in `secret` for `build`, if it holds them.
+fn keys_of(secret: &Secret, build: &str) -> Option<MachineKeys> {
+    if value(secret, BUILD)? != build {
+        return None;
+    }
+    let keys = MachineKeys {
+        machine_id: value(secret, MACHINE_ID)?,
+        network_key: value(secret, NETWORK_KEY)?,
+        seed: value(secret, SEED)?,
+    };
+    // A damaged value is replaced rather than deployed.
+    (keys.network_key.len() == 64 && keys.seed.len() == 12 && !keys.machine_id.is_empty())
+        .then_some(keys)
+}
+
+fn data(keys: &MachineKeys, build: &str) -> BTreeMap<String, ByteString> {
+    [
+        (BUILD, build),
+        (MACHINE_ID, keys.machine_id.as_str()),
+        (NETWORK_KEY, keys.network_key.as_str()),
+        (SEED, keys.seed.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+    .collect()
+}
+
+/// The keys of the machine of `build`: the kept ones, or new random ones kept first (a new
+/// build replaces the old build's keys; the old machine is already cancelled).
+pub async fn machine_keys(pass: &Pass<'_>, build: &str) -> Result<MachineKeys> {
+    let name = machine_secret_name(&pass.name);
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    pass.ctx.kube_turn().await;
+    let existing = secrets
+        .get_opt(&name)
+        .await
+        .kube("reading the machine keys Secret")?;
+    if let Some(keys) = existing.as_ref().and_then(|s| keys_of(s, build)) {
+        return Ok(keys);
+    }
+    let keys = MachineKeys::generate();
+    let mut secret = Secret {
+        metadata: pass.owned_meta(&name)?,
+        data: Some(data(&keys, build)),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    pass.ctx.kube_turn().await;
+    let written = match existing {
+        None => secrets.create(&PostParams::default(), &secret).await,
+        Some(old) => {
+            // Replaced only if nobody changed it since it was read.
+            secret.metadata.resource_version = old.metadata.resource_version;
+            secrets.replace(&name, &PostParams::default(), &secret).await
+        }
+    };
+    match written {
+        Ok(_) => {
+            pass.ctx.count_write("create", "secrets");
+            Ok(keys)
+        }
+        // Another writer won: use what it kept, if it is for this build.
+        Err(kube::Error::Api(s)) if s.code == 409 => secrets
+            .get(&name)
+            .await
+            .kube("reading the machine keys Secret")
+            .and_then(|s| keys_of(&s, build).ok_or(Error::MissingField("machine keys"))),
+        Err(e) => Err(Error::Kube {
+            action: "keeping the machine keys",
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_back_only_for_their_build() {
+        let keys = MachineKeys::generate();
+        let secret = Secret {
+            data: Some(data(&keys, "b1")),
+            ..Default::default()
+        };
+        assert_eq!(keys_of(&secret, "b1"), Some(keys));
+        assert_eq!(keys_of(&secret, "b2"), None);
+        assert_eq!(keys_of(&Secret::default(), ""), None);
+    }
+}
