@@ -54,7 +54,10 @@ impl Agent {
     fn parse<T: DeserializeOwned>(&self, body: &[u8], path: &str) -> Result<T, Response> {
         serde_json::from_slice(body).map_err(|e| {
             self.refuse(
-                Refused::new(Refusal::Malformed, format!("the settings document cannot be read: {e}")),
+                Refused::new(
+                    Refusal::Malformed,
+                    format!("the settings document cannot be read: {e}"),
+                ),
                 "PUT",
                 path,
             )
@@ -105,7 +108,10 @@ async fn set_gate(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
     };
     if let Err(e) = web::build_gate(&gate, &agent.session_key) {
         return agent.refuse(
-            Refused::new(Refusal::Malformed, format!("the gate settings are invalid: {e}")),
+            Refused::new(
+                Refusal::Malformed,
+                format!("the gate settings are invalid: {e}"),
+            ),
             "PUT",
             "/v1/gate",
         );

@@ -40,7 +40,8 @@ pub fn interrupted(agent: &Agent) {
         for s in &mut i.steps {
             if !matches!(s.state, InstallState::Succeeded | InstallState::Failed) {
                 s.state = InstallState::Failed;
-                s.log.push("interrupted: the agent restarted; retry the install".into());
+                s.log
+                    .push("interrupted: the agent restarted; retry the install".into());
             }
         }
         save(agent, i);
@@ -57,7 +58,11 @@ fn save(agent: &Agent, status: &InstallStatus) {
 /// Starts an install of `req.apps` (refused while one is running).
 pub fn start(agent: &Arc<Agent>, req: InstallRequest) -> Result<InstallStatus, Failed> {
     if req.apps.is_empty() {
-        return Err(Failed(StatusCode::BAD_REQUEST, ErrorCode::Invalid, "no apps to install".into()));
+        return Err(Failed(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
+            "no apps to install".into(),
+        ));
     }
     let status = {
         let mut state = agent.state.lock().expect("agent state");
@@ -97,14 +102,24 @@ async fn run(agent: Arc<Agent>, req: InstallRequest) {
         Ok(index) => index,
         Err(why) => {
             for app in &req.apps {
-                log(&agent, app, InstallState::Failed, format!("cannot read the release index: {why}"));
+                log(
+                    &agent,
+                    app,
+                    InstallState::Failed,
+                    format!("cannot read the release index: {why}"),
+                );
             }
             return;
         }
     };
     let Ok(base) = reqwest::Url::parse(&req.index_url) else {
         for app in &req.apps {
-            log(&agent, app, InstallState::Failed, format!("the release index URL {:?} is not a URL", req.index_url));
+            log(
+                &agent,
+                app,
+                InstallState::Failed,
+                format!("the release index URL {:?} is not a URL", req.index_url),
+            );
         }
         return;
     };
@@ -126,7 +141,12 @@ fn retry_policy() -> ExponentialBuilder {
 
 async fn fetch_index(agent: &Agent, url: &str) -> Result<ReleaseIndex, String> {
     let get = || async {
-        let resp = agent.http.get(url).send().await.map_err(|e| e.to_string())?;
+        let resp = agent
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("{url} answered HTTP {status}"));
@@ -148,7 +168,10 @@ async fn download(agent: &Agent, url: &reqwest::Url) -> Result<Vec<u8>, String> 
         if !status.is_success() {
             return Err(format!("{url} answered HTTP {status}"));
         }
-        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| e.to_string())
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| e.to_string())
     };
     get.retry(retry_policy()).await
 }
@@ -191,9 +214,19 @@ async fn install_app(
     channel: Channel,
     app: &str,
 ) {
-    log(agent, app, InstallState::Running, format!("resolving {app} in channel {channel}"));
+    log(
+        agent,
+        app,
+        InstallState::Running,
+        format!("resolving {app} in channel {channel}"),
+    );
     let Some(release) = index.release(channel, app) else {
-        log(agent, app, InstallState::Failed, format!("no release of {app} in channel {channel}"));
+        log(
+            agent,
+            app,
+            InstallState::Failed,
+            format!("no release of {app} in channel {channel}"),
+        );
         return;
     };
     let version = release.version.clone();
@@ -208,25 +241,38 @@ async fn install_app(
         step(agent, app, |s, _| {
             s.version = Some(version.clone());
             s.state = InstallState::Succeeded;
-            s.log.push(format!("{app} {version} ({channel}) already installed, skipped"));
+            s.log.push(format!(
+                "{app} {version} ({channel}) already installed, skipped"
+            ));
         });
         return;
     }
     let url = match base.join(&release.url) {
         Ok(u) => u,
         Err(e) => {
-            log(agent, app, InstallState::Failed, format!("the release of {app} has no valid URL: {e}"));
+            log(
+                agent,
+                app,
+                InstallState::Failed,
+                format!("the release of {app} has no valid URL: {e}"),
+            );
             return;
         }
     };
     step(agent, app, |s, _| {
         s.version = Some(version.clone());
-        s.log.push(format!("downloading {app} {version} from {url}"));
+        s.log
+            .push(format!("downloading {app} {version} from {url}"));
     });
     let bytes = match download(agent, &url).await {
         Ok(b) => b,
         Err(why) => {
-            log(agent, app, InstallState::Failed, format!("cannot download {app} {version}: {why}"));
+            log(
+                agent,
+                app,
+                InstallState::Failed,
+                format!("cannot download {app} {version}: {why}"),
+            );
             return;
         }
     };
@@ -245,14 +291,22 @@ async fn install_app(
     }
     let path = format!("/opt/apps/{app}/{version}/{app}.tar");
     if let Err(e) = write_file(&*agent.machine, &path, &bytes, 0o644, None) {
-        log(agent, app, InstallState::Failed, format!("cannot write {path}: {e}"));
+        log(
+            agent,
+            app,
+            InstallState::Failed,
+            format!("cannot write {path}: {e}"),
+        );
         return;
     }
     log(
         agent,
         app,
         InstallState::Running,
-        format!("downloaded {app} {version} ({} bytes, SHA-256 verified); starting {app}.service", bytes.len()),
+        format!(
+            "downloaded {app} {version} ({} bytes, SHA-256 verified); starting {app}.service",
+            bytes.len()
+        ),
     );
     let mut last = String::new();
     for attempt in 1..=START_ATTEMPTS {
@@ -262,7 +316,8 @@ async fn install_app(
                     i.components.insert(app.to_string(), version.clone());
                     i.component_channels.insert(app.to_string(), channel);
                     s.state = InstallState::Succeeded;
-                    s.log.push(format!("started {app}.service; {app} {version} installed"));
+                    s.log
+                        .push(format!("started {app}.service; {app} {version} installed"));
                 });
                 return;
             }
@@ -271,7 +326,9 @@ async fn install_app(
                     agent,
                     app,
                     InstallState::Running,
-                    format!("starting {app}.service failed (attempt {attempt} of {START_ATTEMPTS}): {why}"),
+                    format!(
+                        "starting {app}.service failed (attempt {attempt} of {START_ATTEMPTS}): {why}"
+                    ),
                 );
                 last = why;
                 tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
@@ -282,6 +339,8 @@ async fn install_app(
         agent,
         app,
         InstallState::Failed,
-        format!("{app}.service did not start after {START_ATTEMPTS} attempts ({last}); retry the install"),
+        format!(
+            "{app}.service did not start after {START_ATTEMPTS} attempts ({last}); retry the install"
+        ),
     );
 }

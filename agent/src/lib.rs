@@ -100,8 +100,14 @@ impl Agent {
             Some(k) => k,
             None => {
                 let k = gate::SessionKey::random();
-                write_file(&*machine, SESSION_KEY_FILE, k.to_hex().as_bytes(), 0o600, None)
-                    .map_err(io("write the session key"))?;
+                write_file(
+                    &*machine,
+                    SESSION_KEY_FILE,
+                    k.to_hex().as_bytes(),
+                    0o600,
+                    None,
+                )
+                .map_err(io("write the session key"))?;
                 k
             }
         };
@@ -131,7 +137,12 @@ impl Agent {
 
     /// Whether the gate is configured (the apps are reachable through it).
     pub fn gate_configured(&self) -> bool {
-        self.state.lock().expect("agent state").settings.gate.is_some()
+        self.state
+            .lock()
+            .expect("agent state")
+            .settings
+            .gate
+            .is_some()
     }
 
     /// The agent's counters.
@@ -144,7 +155,12 @@ impl Agent {
         &self.machine
     }
 
-    fn refuse(&self, refused: trust::Refused, method: &str, path: &str) -> axum::response::Response {
+    fn refuse(
+        &self,
+        refused: trust::Refused,
+        method: &str,
+        path: &str,
+    ) -> axum::response::Response {
         use axum::response::IntoResponse as _;
         self.metrics
             .refused

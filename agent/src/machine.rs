@@ -13,7 +13,11 @@ pub trait Machine: Send + Sync + 'static {
     fn root(&self) -> &Path;
 
     /// Starts (or restarts) an app's service at `version`; `Err` says why it did not start.
-    fn start_service<'a>(&'a self, app: &'a str, version: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    fn start_service<'a>(
+        &'a self,
+        app: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
 
     /// Whether an app's service answers; `Err` says why not.
     fn service_health<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<(), String>>;
@@ -38,14 +42,17 @@ pub fn write_file(
     mode: u32,
     owner: Option<&str>,
 ) -> io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let target = host_path(machine, path);
     let dir = target.parent().unwrap_or(machine.root());
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        target.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("file")
     ));
     {
         let mut f = std::fs::OpenOptions::new()
@@ -118,13 +125,23 @@ impl Machine for HostMachine {
         &self.root
     }
 
-    fn start_service<'a>(&'a self, app: &'a str, version: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn start_service<'a>(
+        &'a self,
+        app: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let unit = format!(
                 "exec: /opt/apps/{app}/{version}/run\nuser: apps\nenv:\n  HERO_ENV: /etc/hero\n"
             );
-            write_file(self, &format!("/etc/zinit/{app}.yaml"), unit.as_bytes(), 0o644, None)
-                .map_err(|e| format!("cannot write the {app} service: {e}"))?;
+            write_file(
+                self,
+                &format!("/etc/zinit/{app}.yaml"),
+                unit.as_bytes(),
+                0o644,
+                None,
+            )
+            .map_err(|e| format!("cannot write the {app} service: {e}"))?;
             // A monitored service is restarted so it runs the new version.
             if self.zinit(&["status", app]).await.is_ok() {
                 self.zinit(&["restart", app]).await.map(drop)

@@ -26,7 +26,12 @@ struct Args {
     #[arg(long, env = "HERO_AGENT_LISTEN", default_value = "[::]:7070")]
     api_listen: SocketAddr,
     /// Where the apps are served behind the gate (the gateway's backend, the private network).
-    #[arg(long, env = "HERO_WEB_LISTEN", value_delimiter = ',', default_value = "[::]:8080")]
+    #[arg(
+        long,
+        env = "HERO_WEB_LISTEN",
+        value_delimiter = ',',
+        default_value = "[::]:8080"
+    )]
     web_listen: Vec<SocketAddr>,
     /// The machine's root directory.
     #[arg(long, env = "HERO_ROOT", default_value = "/")]
@@ -40,14 +45,16 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
     let controller_key = ControllerPublicKey::from_base64(&args.controller_key)
         .with_context(|| format!("reading {CONTROLLER_KEY_ENV}"))?;
-    anyhow::ensure!(!args.machine_id.trim().is_empty(), "{MACHINE_ID_ENV} is empty");
+    anyhow::ensure!(
+        !args.machine_id.trim().is_empty(),
+        "{MACHINE_ID_ENV} is empty"
+    );
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()

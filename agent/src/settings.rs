@@ -113,12 +113,21 @@ pub fn write_ssh_keys(machine: &dyn Machine, keys: &[String]) -> std::io::Result
 }
 
 /// Writes the AI keys as `<PROVIDER>_API_KEY=<key>` lines, readable only by the apps' user.
-pub fn write_ai_keys(machine: &dyn Machine, keys: &BTreeMap<String, String>) -> std::io::Result<()> {
+pub fn write_ai_keys(
+    machine: &dyn Machine,
+    keys: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
     let content: String = keys
         .iter()
         .map(|(p, k)| format!("{}_API_KEY={k}\n", env_name(p)))
         .collect();
-    write_file(machine, AI_KEYS_FILE, content.as_bytes(), 0o600, Some(APPS_USER))
+    write_file(
+        machine,
+        AI_KEYS_FILE,
+        content.as_bytes(),
+        0o600,
+        Some(APPS_USER),
+    )
 }
 
 /// Writes the engine URLs and token, readable only by the apps' user.
@@ -139,7 +148,13 @@ pub fn write_engines(machine: &dyn Machine, engines: &[EngineCredential]) -> std
 fn env_name(provider: &str) -> String {
     provider
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -172,7 +187,10 @@ mod tests {
         let v = s.view();
         assert_eq!(v.ai_key_digests["openai"], digest("sk-ai-1"));
         assert_eq!(v.engine_token_digests["voice"], digest("engine-token-1"));
-        assert_eq!(v.gate.unwrap().client_secret_digest, Some(digest("gate-secret-1")));
+        assert_eq!(
+            v.gate.unwrap().client_secret_digest,
+            Some(digest("gate-secret-1"))
+        );
         assert_eq!(env_name("open-ai"), "OPEN_AI");
     }
 }

@@ -169,7 +169,10 @@ impl Verifier {
             ));
         }
         if nonce.len() < 16 || nonce.len() > 64 {
-            return Err(Refused::new(Refusal::BadSignature, "the nonce is malformed"));
+            return Err(Refused::new(
+                Refusal::BadSignature,
+                "the nonce is malformed",
+            ));
         }
         let message = signing::message(machine, method, path, body, ts, nonce);
         if !self.key.verifies(&message, sig) {
@@ -181,7 +184,10 @@ impl Verifier {
         let mut nonces = self.nonces.lock().expect("nonce lock");
         nonces.retain(|_, expires| *expires > now);
         if nonces.contains_key(nonce) {
-            return Err(Refused::new(Refusal::Replayed, "the request was already received"));
+            return Err(Refused::new(
+                Refusal::Replayed,
+                "the request was already received",
+            ));
         }
         if nonces.len() >= MAX_NONCES {
             return Err(Refused::new(
@@ -224,7 +230,10 @@ pub async fn require_signature(
             .map(|()| bytes),
     };
     match checked {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Err(refused) => agent.refuse(refused, parts.method.as_str(), &path),
     }
 }
@@ -248,23 +257,71 @@ mod tests {
         let v = Verifier::new(key.public(), "m-a".into());
         let now = 1_000_000;
         let ok = key.sign_at("m-a", "PUT", "/v1/gate", b"{}", now, "00112233445566778899");
-        assert!(v.check("PUT", "/v1/gate", &headers(&ok), b"{}", now).is_ok());
+        assert!(
+            v.check("PUT", "/v1/gate", &headers(&ok), b"{}", now)
+                .is_ok()
+        );
         let why = |r: Result<(), Refused>| r.unwrap_err().why;
-        assert_eq!(why(v.check("PUT", "/v1/gate", &headers(&ok), b"{}", now)), Refusal::Replayed);
-        assert_eq!(why(v.check("PUT", "/v1/gate", &HeaderMap::new(), b"{}", now)), Refusal::Unsigned);
+        assert_eq!(
+            why(v.check("PUT", "/v1/gate", &headers(&ok), b"{}", now)),
+            Refusal::Replayed
+        );
+        assert_eq!(
+            why(v.check("PUT", "/v1/gate", &HeaderMap::new(), b"{}", now)),
+            Refusal::Unsigned
+        );
         let other = key.sign_at("m-b", "PUT", "/v1/gate", b"{}", now, "aa112233445566778899");
-        assert_eq!(why(v.check("PUT", "/v1/gate", &headers(&other), b"{}", now)), Refusal::WrongMachine);
+        assert_eq!(
+            why(v.check("PUT", "/v1/gate", &headers(&other), b"{}", now)),
+            Refusal::WrongMachine
+        );
         let fresh = key.sign_at("m-a", "PUT", "/v1/gate", b"{}", now, "bb112233445566778899");
-        assert_eq!(why(v.check("PUT", "/v1/gate", &headers(&fresh), b"{\"x\":1}", now)), Refusal::BadSignature);
-        assert_eq!(why(v.check("PUT", "/v1/engines", &headers(&fresh), b"{}", now)), Refusal::BadSignature);
-        let old = key.sign_at("m-a", "PUT", "/v1/gate", b"{}", now - 600, "cc112233445566778899");
-        assert_eq!(why(v.check("PUT", "/v1/gate", &headers(&old), b"{}", now)), Refusal::Stale);
-        let stranger = ControllerKey::generate().sign_at("m-a", "PUT", "/v1/gate", b"{}", now, "dd112233445566778899");
-        assert_eq!(why(v.check("PUT", "/v1/gate", &headers(&stranger), b"{}", now)), Refusal::BadSignature);
+        assert_eq!(
+            why(v.check("PUT", "/v1/gate", &headers(&fresh), b"{\"x\":1}", now)),
+            Refusal::BadSignature
+        );
+        assert_eq!(
+            why(v.check("PUT", "/v1/engines", &headers(&fresh), b"{}", now)),
+            Refusal::BadSignature
+        );
+        let old = key.sign_at(
+            "m-a",
+            "PUT",
+            "/v1/gate",
+            b"{}",
+            now - 600,
+            "cc112233445566778899",
+        );
+        assert_eq!(
+            why(v.check("PUT", "/v1/gate", &headers(&old), b"{}", now)),
+            Refusal::Stale
+        );
+        let stranger = ControllerKey::generate().sign_at(
+            "m-a",
+            "PUT",
+            "/v1/gate",
+            b"{}",
+            now,
+            "dd112233445566778899",
+        );
+        assert_eq!(
+            why(v.check("PUT", "/v1/gate", &headers(&stranger), b"{}", now)),
+            Refusal::BadSignature
+        );
         // A nonce expires with the window, so the cache does not grow for ever.
         let later = now + 3 * MAX_SKEW;
-        let again = key.sign_at("m-a", "PUT", "/v1/gate", b"{}", later, "ee112233445566778899");
-        assert!(v.check("PUT", "/v1/gate", &headers(&again), b"{}", later).is_ok());
+        let again = key.sign_at(
+            "m-a",
+            "PUT",
+            "/v1/gate",
+            b"{}",
+            later,
+            "ee112233445566778899",
+        );
+        assert!(
+            v.check("PUT", "/v1/gate", &headers(&again), b"{}", later)
+                .is_ok()
+        );
         assert_eq!(v.nonces.lock().unwrap().len(), 1);
     }
 }

@@ -33,7 +33,13 @@ pub fn build_gate(settings: &GateSettings, key: &gate::SessionKey) -> Result<gat
 
 /// Rebuilds the web side from the current gate settings.
 pub fn rebuild(agent: &Arc<Agent>) {
-    let settings = agent.state.lock().expect("agent state").settings.gate.clone();
+    let settings = agent
+        .state
+        .lock()
+        .expect("agent state")
+        .settings
+        .gate
+        .clone();
     let router = match settings.map(|s| build_gate(&s, &agent.session_key)) {
         Some(Ok(gate)) => gate.wrap(apps(Arc::downgrade(agent))),
         Some(Err(e)) => {
@@ -70,7 +76,10 @@ fn closed(detail: &'static str) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .fallback(move || async move {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("gate not configured ({detail})\n"))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("gate not configured ({detail})\n"),
+            )
         })
 }
 
@@ -95,14 +104,17 @@ async fn index(State(agent): State<Weak<Agent>>) -> Html<String> {
         .iter()
         .map(|(app, v)| format!("<li><a href=\"/apps/{app}\">{app}</a> {v}</li>"))
         .collect();
-    Html(format!("<!doctype html><title>cockpit</title><h1>Your apps</h1><ul>{items}</ul>"))
+    Html(format!(
+        "<!doctype html><title>cockpit</title><h1>Your apps</h1><ul>{items}</ul>"
+    ))
 }
 
 async fn app_page(State(agent): State<Weak<Agent>>, Path(app): Path<String>) -> Response {
     match components(&agent).into_iter().find(|(a, _)| *a == app) {
-        Some((a, v)) => {
-            Html(format!("<!doctype html><title>{a}</title><h1>{a}</h1><p>version {v}</p>")).into_response()
-        }
+        Some((a, v)) => Html(format!(
+            "<!doctype html><title>{a}</title><h1>{a}</h1><p>version {v}</p>"
+        ))
+        .into_response(),
         None => (StatusCode::NOT_FOUND, format!("{app} is not installed\n")).into_response(),
     }
 }

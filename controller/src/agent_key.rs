@@ -16,7 +16,9 @@ pub const SIGNING_KEY: &str = "signing-key";
 #[derive(Debug, thiserror::Error)]
 pub enum AgentKeyError {
     /// The API server refused or failed.
-    #[error("cannot {action} the agent-signing key Secret {namespace}/{name}: {source}; check the controller's RBAC for Secrets in its namespace")]
+    #[error(
+        "cannot {action} the agent-signing key Secret {namespace}/{name}: {source}; check the controller's RBAC for Secrets in its namespace"
+    )]
     Kube {
         /// What was being done.
         action: &'static str,
@@ -28,7 +30,9 @@ pub enum AgentKeyError {
         source: kube::Error,
     },
     /// The Secret exists but holds no usable key.
-    #[error("the Secret {namespace}/{name} has no valid {SIGNING_KEY:?} (base64 of 32 bytes): delete it to have a new key made (every VM is then re-keyed when redeployed) or put the right value back")]
+    #[error(
+        "the Secret {namespace}/{name} has no valid {SIGNING_KEY:?} (base64 of 32 bytes): delete it to have a new key made (every VM is then re-keyed when redeployed) or put the right value back"
+    )]
     Invalid {
         /// Namespace.
         namespace: String,

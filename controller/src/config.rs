@@ -50,7 +50,11 @@ pub struct Config {
     /// The Secret (in the controller's namespace, `POD_NAMESPACE`) holding the key every
     /// request to a VM agent is signed with; made with a new random key when missing. VMs get
     /// only its public half.
-    #[arg(long, env = "AGENT_SIGNING_KEY_SECRET", default_value = "sandbox-controller-agent-signing-key")]
+    #[arg(
+        long,
+        env = "AGENT_SIGNING_KEY_SECRET",
+        default_value = "sandbox-controller-agent-signing-key"
+    )]
     pub agent_signing_key_secret: String,
 
     /// The release index the VM agents install from (default: `GRID_URL` +
@@ -175,7 +179,10 @@ impl Config {
     /// The release index's URL.
     pub fn release_index_url(&self) -> String {
         self.release_index_url.clone().unwrap_or_else(|| {
-            format!("{}/releases/index.json", self.grid_url.trim_end_matches('/'))
+            format!(
+                "{}/releases/index.json",
+                self.grid_url.trim_end_matches('/')
+            )
         })
     }
 

@@ -374,7 +374,10 @@ impl Stack {
     pub async fn agent_key(&self) -> gridapi::agent::signing::ControllerKey {
         let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
             kube::Api::namespaced(cluster().client().await, &self.ns.name);
-        let secret = secrets.get(AGENT_KEY_SECRET).await.expect("the signing-key Secret");
+        let secret = secrets
+            .get(AGENT_KEY_SECRET)
+            .await
+            .expect("the signing-key Secret");
         let value = secret.data.expect("data")["signing-key"].0.clone();
         gridapi::agent::signing::ControllerKey::from_base64(&String::from_utf8_lossy(&value))
             .expect("a signing key")

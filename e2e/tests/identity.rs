@@ -109,7 +109,13 @@ async fn gate_on_machine(s: &Stack, t: &Tester) -> (String, String) {
         mycelium_ip: address,
         machine_id,
     };
-    let view = s.controller_faces().await.agents.config(&target).await.unwrap();
+    let view = s
+        .controller_faces()
+        .await
+        .agents
+        .config(&target)
+        .await
+        .unwrap();
     let gate = view.gate.expect("a gate on the machine");
     (
         gate.client_id,

@@ -30,7 +30,6 @@ async fn testers(s: &Stack) -> Vec<Tester> {
     s.api.list(&ListParams::default()).await.unwrap().items
 }
 
-
 /// A key of a Secret of the test namespace, decoded.
 fn secret_value(s: &Stack, secret: &str, key: &str) -> String {
     let out = s.ns.kubectl(&[

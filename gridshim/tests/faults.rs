@@ -460,10 +460,17 @@ async fn service_start_loses_its_race_and_a_retry_succeeds() {
     let books = st.steps.iter().find(|x| x.app == "books").unwrap();
     assert_eq!(books.state, InstallState::Failed);
     assert!(
-        books.log.last().unwrap().contains("did not start after 3 attempts"),
+        books
+            .log
+            .last()
+            .unwrap()
+            .contains("did not start after 3 attempts"),
         "{books:?}"
     );
-    assert_eq!(st.components["books"], "1.2.0-rc.1", "the old version stays");
+    assert_eq!(
+        st.components["books"], "1.2.0-rc.1",
+        "the old version stays"
+    );
     assert_eq!(st.components["planner"], "1.2.0");
     let health = s.us.agent_app_health(&vm).await.unwrap();
     assert!(

@@ -202,8 +202,10 @@ impl Stale {
             .iter()
             .map(|c| (c.engine.clone(), digest(&c.token)))
             .collect();
-        let ai: BTreeMap<String, String> =
-            ai_keys.iter().map(|(p, k)| (p.clone(), digest(k))).collect();
+        let ai: BTreeMap<String, String> = ai_keys
+            .iter()
+            .map(|(p, k)| (p.clone(), digest(k)))
+            .collect();
         Stale {
             engines: view.engines != urls || view.engine_token_digests != tokens,
             ai_keys: view.ai_key_digests != ai,

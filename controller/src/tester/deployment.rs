@@ -97,7 +97,10 @@ pub fn vm(
     tag: &ContractTag,
 ) -> Deployment {
     let env = BTreeMap::from([
-        (CONTROLLER_KEY_ENV.to_string(), controller_public_key.to_string()),
+        (
+            CONTROLLER_KEY_ENV.to_string(),
+            controller_public_key.to_string(),
+        ),
         (MACHINE_ID_ENV.to_string(), keys.machine_id.clone()),
     ]);
     Deployment {

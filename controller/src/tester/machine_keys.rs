@@ -82,7 +82,9 @@ pub async fn machine_keys(pass: &Pass<'_>, build: &str) -> Result<MachineKeys> {
         Some(old) => {
             // Replaced only if nobody changed it since it was read.
             secret.metadata.resource_version = old.metadata.resource_version;
-            secrets.replace(&name, &PostParams::default(), &secret).await
+            secrets
+                .replace(&name, &PostParams::default(), &secret)
+                .await
         }
     };
     match written {

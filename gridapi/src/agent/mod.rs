@@ -31,7 +31,11 @@ pub fn digest(value: &str) -> String {
 
 /// The digest of a set of SSH keys, compared by content (trimmed, sorted, without duplicates).
 pub fn ssh_keys_digest(keys: &[String]) -> String {
-    let mut keys: Vec<&str> = keys.iter().map(|k| k.trim()).filter(|k| !k.is_empty()).collect();
+    let mut keys: Vec<&str> = keys
+        .iter()
+        .map(|k| k.trim())
+        .filter(|k| !k.is_empty())
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     digest(&keys.join("\n"))

@@ -229,7 +229,10 @@ mod tests {
         let k = ControllerKey::generate();
         let p = k.public();
         let h = k.sign_at("m-1", "put", "/v1/gate", b"{}", 100, "ab");
-        assert!(p.verifies(&message("m-1", "PUT", "/v1/gate", b"{}", 100, "ab"), &h.signature));
+        assert!(p.verifies(
+            &message("m-1", "PUT", "/v1/gate", b"{}", 100, "ab"),
+            &h.signature
+        ));
         for other in [
             message("m-2", "PUT", "/v1/gate", b"{}", 100, "ab"),
             message("m-1", "POST", "/v1/gate", b"{}", 100, "ab"),

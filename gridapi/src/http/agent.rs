@@ -68,9 +68,7 @@ impl HttpAgents {
         what: &str,
     ) -> Result<T, GridError> {
         let body = body.map(super::json).unwrap_or_default();
-        let signed = self
-            .key
-            .sign(&vm.machine_id, method.as_str(), path, &body);
+        let signed = self.key.sign(&vm.machine_id, method.as_str(), path, &body);
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base_url(vm)));

@@ -32,7 +32,11 @@ impl Machine for SimMachine {
         &self.root
     }
 
-    fn start_service<'a>(&'a self, app: &'a str, _version: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn start_service<'a>(
+        &'a self,
+        app: &'a str,
+        _version: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let sim = self.sim.upgrade().ok_or("the grid stopped")?;
             sim.timing.wait(Wait::InstallConfigure).await;
@@ -43,7 +47,9 @@ impl Machine for SimMachine {
                 .is_some()
                 || (p > 0.0 && rand::rng().random_bool(p));
             if lost {
-                return Err(format!("{app}.service lost the start-up race (address already in use)"));
+                return Err(format!(
+                    "{app}.service lost the start-up race (address already in use)"
+                ));
             }
             Ok(())
         })

@@ -49,7 +49,11 @@ pub fn root(db: Option<&Path>, reset: bool) -> Result<VmRoot, StartError> {
 }
 
 /// The VM's agent, opened from its disk the first time; `Err` says why the VM runs none.
-fn open_agent(sim: &Arc<Sim>, key: &str, env: (Option<String>, Option<String>)) -> Result<Arc<Agent>, String> {
+fn open_agent(
+    sim: &Arc<Sim>,
+    key: &str,
+    env: (Option<String>, Option<String>),
+) -> Result<Arc<Agent>, String> {
     if let Some(a) = sim.vms.agent(key) {
         return Ok(a);
     }
@@ -60,8 +64,12 @@ fn open_agent(sim: &Arc<Sim>, key: &str, env: (Option<String>, Option<String>)) 
             gridapi::agent::signing::MACHINE_ID_ENV
         ));
     };
-    let controller_key = ControllerPublicKey::from_base64(&controller_key).map_err(|e| e.to_string())?;
-    let machine = Arc::new(machine::SimMachine::new(sim.vms.root_of(key), Arc::downgrade(sim)));
+    let controller_key =
+        ControllerPublicKey::from_base64(&controller_key).map_err(|e| e.to_string())?;
+    let machine = Arc::new(machine::SimMachine::new(
+        sim.vms.root_of(key),
+        Arc::downgrade(sim),
+    ));
     let agent = Agent::open(
         machine,
         AgentOptions {
