@@ -187,6 +187,17 @@ impl Gridshim {
         .expect("gridshim's endpoints are URLs")
     }
 
+    /// A file on a VM's disk (`path` absolute in the VM), as its agent left it; `None` when
+    /// missing. gridshim keeps each VM's disk under `gridshim.vms/<contract>-<workload>/`.
+    pub fn vm_file(&self, vm: &gridshim::wire::VmView, path: &str) -> Option<String> {
+        let file = self
+            .dir
+            .join("gridshim.vms")
+            .join(format!("{}-{}", vm.contract_id, vm.name))
+            .join(path.trim_start_matches('/'));
+        std::fs::read_to_string(file).ok()
+    }
+
     /// gridshim's HTTP proxy into the private network (its gateway listener).
     pub fn private_proxy(&self) -> String {
         format!("http://127.0.0.1:{}", self.gateway_port)

@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use gridapi::agent::{
     AgentConfigView, AiKeys, EngineCredential, EngineCredentials, SshKeys, digest, ssh_keys_digest,
 };
-use k8s_openapi::{ByteString, api::core::v1::Secret};
-use kube::{Api, ResourceExt, api::PostParams};
-use rand::distr::{Alphanumeric, SampleString};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     Flow, Pass,
     conditions::TOKENS_REGISTERED,
     grid::{agent, agent_view, forget_agent_view},
+    secrets::rotatable_secret,
 };
 use crate::{
     engines::{EngineError, TokenStore},
@@ -24,6 +24,10 @@ use crate::{
     resources::{RegisteredEngine, SharedEngine},
     sharedengine::token_store,
 };
+
+/// Set (or change) this annotation's value to give the tester a new engine token: it is
+/// registered with every engine (the old one stops working there) and handed to the machine.
+pub const ROTATE_TOKEN_ANNOTATION: &str = "sandbox.hero.dev/rotate-engine-token";
 
 /// Key of the token in the tester's token Secret.
 pub const TOKEN_KEY: &str = "token";
@@ -36,9 +40,21 @@ pub fn token_secret_name(tester: &str) -> String {
 /// Owns `TokensRegistered`.
 pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
     let target = agent(pass)?;
-    let token: SecretString = ensure_secret(pass, &token_secret_name(&pass.name), TOKEN_KEY, 48)
-        .await?
-        .into();
+    let rotation = pass
+        .tester
+        .annotations()
+        .get(ROTATE_TOKEN_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let token: SecretString = rotatable_secret(
+        pass,
+        &token_secret_name(&pass.name),
+        TOKEN_KEY,
+        48,
+        &rotation,
+    )
+    .await?
+    .into();
     pass.status.token_secret = Some(token_secret_name(&pass.name));
     let identity = identity_of(pass);
     pass.status.engine_identity = Some(identity.clone());
@@ -286,53 +302,4 @@ async fn ai_keys(pass: &Pass<'_>) -> Result<(BTreeMap<String, String>, Vec<Strin
         }
     }
     Ok((keys, missing))
-}
-
-/// Reads `key` of the tester's Secret `name`, creating the Secret (owned by the Tester, so it
-/// goes with it) with a random value of `len` characters when it does not exist.
-pub async fn ensure_secret(pass: &Pass<'_>, name: &str, key: &str, len: usize) -> Result<String> {
-    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    pass.ctx.kube_turn().await;
-    if let Some(value) = secrets
-        .get_opt(name)
-        .await
-        .kube("reading a tester Secret")?
-        .and_then(|s| secret_value(&s, key))
-    {
-        return Ok(value);
-    }
-    let value = Alphanumeric.sample_string(&mut rand::rng(), len);
-    let secret = Secret {
-        metadata: pass.owned_meta(name)?,
-        data: Some(BTreeMap::from([(
-            key.to_string(),
-            ByteString(value.clone().into_bytes()),
-        )])),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    };
-    pass.ctx.kube_turn().await;
-    match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => {
-            pass.ctx.count_write("create", "secrets");
-            Ok(value)
-        }
-        // Another pass created it first: use theirs.
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let s = secrets.get(name).await.kube("reading a tester Secret")?;
-            secret_value(&s, key).ok_or(Error::MissingField("secret data"))
-        }
-        Err(e) => Err(Error::Kube {
-            action: "creating a tester Secret",
-            source: e,
-        }),
-    }
-}
-
-pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()?
-        .get(key)
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
 }

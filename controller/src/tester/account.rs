@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use tracing::info;
 
 use super::{
-    Flow, Pass, access::ensure_secret, conditions::ACCOUNT_READY, email::password_secret_name,
+    Flow, Pass, conditions::ACCOUNT_READY, email::password_secret_name, secrets::ensure_secret,
 };
 use crate::{
     error::{Error, Result},

@@ -11,8 +11,8 @@ use tracing::info;
 
 use super::{
     Flow, Pass,
-    access::ensure_secret,
     conditions::{READY, WELCOME_EMAIL_SENT},
+    secrets::ensure_secret,
 };
 use crate::{
     config::Config,

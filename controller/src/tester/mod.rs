@@ -24,6 +24,7 @@ mod pass;
 mod pause;
 mod remediation;
 mod schedule;
+mod secrets;
 mod sign_in_client;
 
 use std::{sync::Arc, time::Duration};
@@ -37,10 +38,10 @@ use kube::{
 };
 use tracing::{info, instrument, warn};
 
-pub use access::secret_value;
 pub use pass::{MANAGER, Pass};
 pub use remediation::Breaker;
 pub use schedule::pool_nodes;
+pub use secrets::secret_value;
 
 use crate::{
     context::Context,

@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::info;
 
 use super::{
-    Flow, MANAGER, Pass, access::secret_value, conditions::SIGN_IN_CLIENT_READY, pass::SignIn,
+    Flow, MANAGER, Pass, conditions::SIGN_IN_CLIENT_READY, pass::SignIn, secrets::secret_value,
 };
 use crate::{
     error::{Error, KubeContext, Result},

@@ -1,0 +1,121 @@
+//! The tester's own Secrets (owned by the Tester, so they go with it): made with a random value
+//! when missing, and renewed when asked.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{Api, api::PostParams};
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::Pass;
+use crate::error::{Error, KubeContext, Result};
+
+/// Data key recording which rotation a renewable Secret's value was made for.
+const ROTATION_KEY: &str = "rotation";
+
+/// Reads `key` of the tester's Secret `name`, creating the Secret (owned by the Tester, so it
+/// goes with it) with a random value of `len` characters when it does not exist.
+pub async fn ensure_secret(pass: &Pass<'_>, name: &str, key: &str, len: usize) -> Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    pass.ctx.kube_turn().await;
+    if let Some(value) = secrets
+        .get_opt(name)
+        .await
+        .kube("reading a tester Secret")?
+        .and_then(|s| secret_value(&s, key))
+    {
+        return Ok(value);
+    }
+    let value = Alphanumeric.sample_string(&mut rand::rng(), len);
+    let secret = Secret {
+        metadata: pass.owned_meta(name)?,
+        data: Some(BTreeMap::from([(
+            key.to_string(),
+            ByteString(value.clone().into_bytes()),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    pass.ctx.kube_turn().await;
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => {
+            pass.ctx.count_write("create", "secrets");
+            Ok(value)
+        }
+        // Another pass created it first: use theirs.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let s = secrets.get(name).await.kube("reading a tester Secret")?;
+            secret_value(&s, key).ok_or(Error::MissingField("secret data"))
+        }
+        Err(e) => Err(Error::Kube {
+            action: "creating a tester Secret",
+            source: e,
+        }),
+    }
+}
+
+/// The value of `key` in a Secret.
+pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+/// Like [`ensure_secret`], but the value is made anew whenever `rotation` differs from the one
+/// the Secret records (the operator's rotation annotation): the Secret is replaced only if
+/// nobody changed it since it was read.
+pub async fn rotatable_secret(
+    pass: &Pass<'_>,
+    name: &str,
+    key: &str,
+    len: usize,
+    rotation: &str,
+) -> Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    pass.ctx.kube_turn().await;
+    let existing = secrets
+        .get_opt(name)
+        .await
+        .kube("reading a tester Secret")?;
+    let recorded = |s: &Secret| secret_value(s, ROTATION_KEY).unwrap_or_default();
+    if let Some(s) = &existing
+        && recorded(s) == rotation
+        && let Some(value) = secret_value(s, key)
+    {
+        return Ok(value);
+    }
+    let value = Alphanumeric.sample_string(&mut rand::rng(), len);
+    let mut secret = Secret {
+        metadata: pass.owned_meta(name)?,
+        data: Some(BTreeMap::from([
+            (key.to_string(), ByteString(value.clone().into_bytes())),
+            (
+                ROTATION_KEY.to_string(),
+                ByteString(rotation.as_bytes().to_vec()),
+            ),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    pass.ctx.kube_turn().await;
+    let written = match existing {
+        None => secrets.create(&PostParams::default(), &secret).await,
+        Some(old) => {
+            secret.metadata.resource_version = old.metadata.resource_version;
+            secrets.replace(name, &PostParams::default(), &secret).await
+        }
+    };
+    match written {
+        Ok(_) => {
+            pass.ctx.count_write("create", "secrets");
+            Ok(value)
+        }
+        // Another writer won: the next pass reads what it kept.
+        Err(e) => Err(Error::Kube {
+            action: "renewing a tester Secret",
+            source: e,
+        }),
+    }
+}
