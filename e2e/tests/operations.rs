@@ -373,8 +373,9 @@ async fn pause_stops_every_grid_call_and_resume_continues() {
     .unwrap();
 }
 
-/// A VM made by hand on `node`, without the controller's tag; returns its contract id.
-async fn hand_made_vm(g: &Grid, node: u32) -> u64 {
+/// A VM made by hand on `node`, without the controller's tag, its agent obeying `key`; returns
+/// its contract id.
+async fn hand_made_vm(g: &Grid, node: u32, key: &ControllerKey) -> u64 {
     let mut d = Deployment {
         version: 0,
         twin_id: TWIN,
@@ -419,12 +420,8 @@ async fn hand_made_vm(g: &Grid, node: u32) -> u64 {
                         mountpoint: "/data".into(),
                     }],
                     entrypoint: "/sbin/zinit init".into(),
-                    // Its own key: no agent of this VM obeys the controller.
                     env: [
-                        (
-                            CONTROLLER_KEY_ENV.to_string(),
-                            ControllerKey::generate().public().to_base64(),
-                        ),
+                        (CONTROLLER_KEY_ENV.to_string(), key.public().to_base64()),
                         (MACHINE_ID_ENV.to_string(), "m-hand-made".to_string()),
                     ]
                     .into(),
@@ -460,7 +457,7 @@ async fn observe_only_adopts_a_hand_made_machine_and_never_writes_to_the_grid() 
     )
     .await;
     s.apply(&pool(&[1], "10m"));
-    let id = hand_made_vm(&grid(&s), 1).await;
+    let id = hand_made_vm(&grid(&s), 1, &s.agent_key().await).await;
     // The node works its queue after deploy answers: wait for the VM before taking the picture.
     let before = grid_until(&s, "the hand-made VM deployed", |i| i.vms.len() == 1).await;
     s.apply(

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use gridapi::ErrorCategory;
+use gridapi::{ErrorCategory, agent::signing::MACHINE_ID_ENV};
 
 use super::{
     Flow, Pass,
@@ -88,12 +88,30 @@ pub async fn observe(pass: &mut Pass<'_>) -> Result<Flow> {
         .find_map(|w| w.zmachine_result())
         .map(|r| r.mycelium_ip)
         .filter(|a| !a.is_empty());
+    // The machine id its agent answers to is in the VM's env (public, like the address).
+    let machine_id = deployed.workloads.iter().find_map(|w| match &w.data {
+        gridapi::zos::WorkloadData::ZmachineLight(z) => z.env.get(MACHINE_ID_ENV).cloned(),
+        _ => None,
+    });
     let machine = pass
         .status
         .machine
         .get_or_insert_with(MachineStatus::default);
     machine.contract_id = Some(contract.contract_id);
     machine.private_address = address.clone();
+    machine.machine_id = machine_id.clone();
+    if machine_id.is_none() {
+        pass.set(
+            MACHINE_READY,
+            false,
+            "NoAgent",
+            &format!(
+                "the VM of contract {} has no {MACHINE_ID_ENV} in its env: it runs no agent of this project",
+                contract.contract_id
+            ),
+        );
+        return Ok(Flow::Requeue(OBSERVE_INTERVAL));
+    }
     let Some(address) = address else {
         pass.set(
             MACHINE_READY,
