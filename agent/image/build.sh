@@ -74,6 +74,8 @@ source_digest() {
 
 # <agent version>-<source digest>.
 default_tag() {
+  git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
+    die "$root is not a git checkout: the default tag needs git; set TAG"
   echo "$(agent_version)-$(source_digest)"
 }
 

@@ -50,16 +50,13 @@ impl Agent {
             .with_state(self.clone())
     }
 
-    /// Parses a settings document; a bad one is refused and counted.
-    fn parse<T: DeserializeOwned>(&self, body: &[u8], path: &str) -> Result<T, Response> {
+    /// Parses a settings document; a bad one is refused (and counted by the caller's
+    /// [`Agent::refuse`]).
+    fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
         serde_json::from_slice(body).map_err(|e| {
-            self.refuse(
-                Refused::new(
-                    Refusal::Malformed,
-                    format!("the settings document cannot be read: {e}"),
-                ),
-                "PUT",
-                path,
+            Refused::new(
+                Refusal::Malformed,
+                format!("the settings document cannot be read: {e}"),
             )
         })
     }
@@ -89,9 +86,9 @@ impl Agent {
 }
 
 async fn set_gate(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
-    let gate: Option<GateSettings> = match agent.parse(&body, "/v1/gate") {
+    let gate: Option<GateSettings> = match Agent::parse(&body) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(r) => return agent.refuse(r, "PUT", "/v1/gate"),
     };
     let gate = match gate {
         Some(g) if !g.issuer.trim().is_empty() && !g.client_id.trim().is_empty() => g,
@@ -128,9 +125,9 @@ async fn set_gate(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
 }
 
 async fn set_engines(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
-    let req: EngineCredentials = match agent.parse(&body, "/v1/engines") {
+    let req: EngineCredentials = match Agent::parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return agent.refuse(r, "PUT", "/v1/engines"),
     };
     let machine = agent.machine.clone();
     result(agent.update("engines", |s| {
@@ -141,9 +138,9 @@ async fn set_engines(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
 }
 
 async fn set_ssh_keys(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
-    let req: SshKeys = match agent.parse(&body, "/v1/ssh-keys") {
+    let req: SshKeys = match Agent::parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return agent.refuse(r, "PUT", "/v1/ssh-keys"),
     };
     let machine = agent.machine.clone();
     result(agent.update("ssh-keys", |s| {
@@ -154,9 +151,9 @@ async fn set_ssh_keys(State(agent): State<Arc<Agent>>, body: Bytes) -> Response 
 }
 
 async fn set_ai_keys(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
-    let req: AiKeys = match agent.parse(&body, "/v1/ai-keys") {
+    let req: AiKeys = match Agent::parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return agent.refuse(r, "PUT", "/v1/ai-keys"),
     };
     let machine = agent.machine.clone();
     result(agent.update("ai-keys", |s| {
@@ -182,9 +179,9 @@ async fn install_status(State(agent): State<Arc<Agent>>) -> Response {
 }
 
 async fn start_install(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
-    let req: InstallRequest = match agent.parse(&body, "/v1/install") {
+    let req: InstallRequest = match Agent::parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return agent.refuse(r, "POST", "/v1/install"),
     };
     match crate::install::start(&agent, req) {
         Ok(status) => {

@@ -7,12 +7,15 @@ use std::path::{Path, PathBuf};
 
 use futures::future::BoxFuture;
 
+use crate::settings::APPS_USER;
+
 /// What the agent does to the machine it runs on.
 pub trait Machine: Send + Sync + 'static {
     /// The directory every path is under (`/` on a real VM).
     fn root(&self) -> &Path;
 
-    /// Starts (or restarts) an app's service at `version`; `Err` says why it did not start.
+    /// Starts (or restarts) an app's service at `version`, whose artifact (checked) is at
+    /// `/opt/apps/<app>/<version>/<app>.tar`; `Err` says why it did not start.
     fn start_service<'a>(
         &'a self,
         app: &'a str,
@@ -131,8 +134,24 @@ impl Machine for HostMachine {
         version: &'a str,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            let dir = format!("/opt/apps/{app}/{version}");
+            let out = tokio::process::Command::new("tar")
+                .arg("-xf")
+                .arg(host_path(self, &format!("{dir}/{app}.tar")))
+                .arg("-C")
+                .arg(host_path(self, &dir))
+                .output()
+                .await
+                .map_err(|e| format!("cannot run tar: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "cannot unpack {app} {version}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            // zinit has no user setting: the service drops to the apps' user itself.
             let unit = format!(
-                "exec: /opt/apps/{app}/{version}/run\nuser: apps\nenv:\n  HERO_ENV: /etc/hero\n"
+                "exec: setpriv --reuid={APPS_USER} --regid={APPS_USER} --init-groups -- {dir}/run\nenv:\n  HERO_ENV: /etc/hero\n"
             );
             write_file(
                 self,

@@ -153,7 +153,22 @@ impl Agent {
 /// artifact does not.
 async fn release_server() -> String {
     use axum::routing::get;
-    let good = b"cockpit 2.0.0 build".to_vec();
+    // A real archive with the app's `run` in it, as a release carries.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("run"), "#!/bin/sh\necho cockpit\n").unwrap();
+    let tar = src.path().join("cockpit.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(src.path())
+            .arg("run")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let good = std::fs::read(&tar).unwrap();
     let sha = hex::encode(Sha256::digest(&good));
     let index = serde_json::json!({ "channels": { "stable": {
         "cockpit": { "version": "2.0.0", "url": "files/cockpit-2.0.0", "sha256": sha },
@@ -287,8 +302,14 @@ async fn signed_settings_reach_the_machine_and_the_install_checks_every_artifact
     let zinit = std::fs::read_to_string(a.root.path().join("zinit.log")).unwrap();
     assert!(zinit.lines().any(|l| l == "monitor cockpit"), "{zinit}");
     assert!(!zinit.contains("books"));
+    assert!(a.file("/opt/apps/cockpit/2.0.0/run").exists(), "unpacked");
     let unit = std::fs::read_to_string(a.file("/etc/zinit/cockpit.yaml")).unwrap();
-    assert!(unit.contains("exec: /opt/apps/cockpit/2.0.0/run"), "{unit}");
+    assert!(
+        unit.contains(
+            "exec: setpriv --reuid=apps --regid=apps --init-groups -- /opt/apps/cockpit/2.0.0/run"
+        ),
+        "{unit}"
+    );
 }
 
 #[tokio::test]

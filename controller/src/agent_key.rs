@@ -27,7 +27,7 @@ pub enum AgentKeyError {
         /// Secret name.
         name: String,
         /// The failure.
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The Secret exists but holds no usable key.
     #[error(
@@ -54,7 +54,7 @@ pub async fn load_or_create(
             action,
             namespace: namespace.into(),
             name: name.into(),
-            source,
+            source: Box::new(source),
         }
     };
     if let Some(s) = api.get_opt(name).await.map_err(kube("read"))? {

@@ -103,7 +103,6 @@ impl Context {
         mailer: Option<Mailer>,
         config: Config,
         metrics: Metrics,
-        agent_public_key: gridapi::agent::signing::ControllerPublicKey,
     ) -> Self {
         let reporter = Reporter {
             controller: "sandbox-controller".into(),
@@ -135,8 +134,18 @@ impl Context {
             stores: OnceLock::new(),
             app_checks: Default::default(),
             http,
-            agent_public_key,
+            // A key of no controller until [`Context::with_agent_public_key`] sets the real one.
+            agent_public_key: gridapi::agent::signing::ControllerKey::generate().public(),
         }
+    }
+
+    /// The public half of the agent-signing key the VMs are deployed with.
+    pub fn with_agent_public_key(
+        mut self,
+        key: gridapi::agent::signing::ControllerPublicKey,
+    ) -> Self {
+        self.agent_public_key = key;
+        self
     }
 
     /// Runs one grid call: rate-limited, timed, its errors counted and named.

@@ -57,16 +57,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.forge_token.clone(),
     )?);
     let metrics = Metrics::default();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        grid,
-        engines,
-        forge,
-        mailer,
-        config.clone(),
-        metrics.clone(),
-        agent_key.public(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            grid,
+            engines,
+            forge,
+            mailer,
+            config.clone(),
+            metrics.clone(),
+        )
+        .with_agent_public_key(agent_key.public()),
+    );
     let (ready_tx, ready_rx) = watch::channel(false);
 
     let server = tokio::net::TcpListener::bind(config.metrics_addr).await?;

@@ -296,7 +296,6 @@ pub fn context(grid: FakeGrid) -> Context {
         None,
         config,
         Metrics::default(),
-        gridapi::agent::signing::ControllerKey::generate().public(),
     )
 }
 

@@ -70,22 +70,19 @@ pub async fn machine_keys(pass: &Pass<'_>, build: &str) -> Result<MachineKeys> {
         return Ok(keys);
     }
     let keys = MachineKeys::generate();
-    let mut secret = Secret {
-        metadata: pass.owned_meta(&name)?,
-        data: Some(data(&keys, build)),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    };
     pass.ctx.kube_turn().await;
     let written = match existing {
-        None => secrets.create(&PostParams::default(), &secret).await,
-        Some(old) => {
-            // Replaced only if nobody changed it since it was read.
-            secret.metadata.resource_version = old.metadata.resource_version;
-            secrets
-                .replace(&name, &PostParams::default(), &secret)
-                .await
+        None => {
+            let secret = Secret {
+                metadata: pass.owned_meta(&name)?,
+                data: Some(data(&keys, build)),
+                type_: Some("Opaque".into()),
+                ..Default::default()
+            };
+            secrets.create(&PostParams::default(), &secret).await
         }
+        // Replaced only if nobody changed it since it was read.
+        Some(old) => super::secrets::replace_data(&secrets, &name, &old, data(&keys, build)).await,
     };
     match written {
         Ok(_) => {

@@ -63,6 +63,27 @@ pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(&v.0).into_owned())
 }
 
+/// Replaces a Secret's data with a patch that holds only if nobody changed the Secret since it
+/// was read (its resourceVersion is a precondition): 409 otherwise.
+pub async fn replace_data(
+    secrets: &Api<Secret>,
+    name: &str,
+    old: &Secret,
+    data: BTreeMap<String, ByteString>,
+) -> std::result::Result<Secret, kube::Error> {
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": old.metadata.resource_version },
+        "data": data,
+    });
+    secrets
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+}
+
 /// Like [`ensure_secret`], but the value is made anew whenever `rotation` differs from the one
 /// the Secret records (the operator's rotation annotation): the Secret is replaced only if
 /// nobody changed it since it was read.
@@ -87,25 +108,25 @@ pub async fn rotatable_secret(
         return Ok(value);
     }
     let value = Alphanumeric.sample_string(&mut rand::rng(), len);
-    let mut secret = Secret {
-        metadata: pass.owned_meta(name)?,
-        data: Some(BTreeMap::from([
-            (key.to_string(), ByteString(value.clone().into_bytes())),
-            (
-                ROTATION_KEY.to_string(),
-                ByteString(rotation.as_bytes().to_vec()),
-            ),
-        ])),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    };
+    let data = BTreeMap::from([
+        (key.to_string(), ByteString(value.clone().into_bytes())),
+        (
+            ROTATION_KEY.to_string(),
+            ByteString(rotation.as_bytes().to_vec()),
+        ),
+    ]);
     pass.ctx.kube_turn().await;
     let written = match existing {
-        None => secrets.create(&PostParams::default(), &secret).await,
-        Some(old) => {
-            secret.metadata.resource_version = old.metadata.resource_version;
-            secrets.replace(name, &PostParams::default(), &secret).await
+        None => {
+            let secret = Secret {
+                metadata: pass.owned_meta(name)?,
+                data: Some(data),
+                type_: Some("Opaque".into()),
+                ..Default::default()
+            };
+            secrets.create(&PostParams::default(), &secret).await
         }
+        Some(old) => replace_data(&secrets, name, &old, data).await,
     };
     match written {
         Ok(_) => {
