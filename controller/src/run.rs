@@ -34,12 +34,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // A mail URL that would leak in plaintext stops the controller here, before anything else.
     let mailer = crate::mail::mailer(&config)?;
     let client = Client::try_default().await?;
-    let agent_key = crate::agent_key::load_or_create(
-        client.clone(),
-        &config.lease_namespace,
-        &config.agent_signing_key_secret,
-    )
-    .await?;
+    // Health and metrics first: the process is alive (and says it is not ready) while what
+    // follows waits for the API server.
+    let metrics = Metrics::default();
+    let (ready_tx, ready_rx) = watch::channel(false);
+
+    let server = tokio::net::TcpListener::bind(config.metrics_addr).await?;
+    info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(m): State<Metrics>| async move { m.render() }),
+        )
+        .with_state(metrics.clone())
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = *ready_rx.borrow();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(server, app).await });
+
+    let agent_key = agent_signing_key(&client, &config).await?;
     let base = config.grid_url.trim_end_matches('/');
     let grid = gridapi::http::connect(&gridapi::http::Endpoints {
         proxy: config.grid_proxy_url.clone().unwrap_or_else(|| base.into()),
@@ -56,7 +80,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &config.forge_url,
         config.forge_token.clone(),
     )?);
-    let metrics = Metrics::default();
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -69,31 +92,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .with_agent_public_key(agent_key.public()),
     );
-    let (ready_tx, ready_rx) = watch::channel(false);
-
-    let server = tokio::net::TcpListener::bind(config.metrics_addr).await?;
-    info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(m): State<Metrics>| async move { m.render() }),
-        )
-        .with_state(metrics)
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = *ready_rx.borrow();
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                    }
-                }
-            }),
-        );
-    tokio::spawn(async move { axum::serve(server, app).await });
 
     let mut leadership = None;
     if config.leader_election {
@@ -264,6 +262,32 @@ fn testers_using_ai_keys(
             .map(|t| ObjectRef::from_obj(t.as_ref()))
             .collect()
     }
+}
+
+/// The agent-signing key, retried with backoff while the API server cannot be reached (a key
+/// Secret that holds no valid key stops the controller: the operator must act).
+async fn agent_signing_key(
+    client: &Client,
+    config: &Config,
+) -> anyhow::Result<gridapi::agent::signing::ControllerKey> {
+    use backon::{ExponentialBuilder, Retryable as _};
+    let load = || {
+        crate::agent_key::load_or_create(
+            client.clone(),
+            &config.lease_namespace,
+            &config.agent_signing_key_secret,
+        )
+    };
+    let key = load
+        .retry(
+            ExponentialBuilder::default()
+                .with_max_delay(Duration::from_secs(30))
+                .without_max_times(),
+        )
+        .when(|e| matches!(e, crate::agent_key::AgentKeyError::Kube { .. }))
+        .notify(|e, after| tracing::warn!(error = %e, ?after, "retrying"))
+        .await?;
+    Ok(key)
 }
 
 /// Rebuilds the scheduler's ledger from the Testers' statuses, before any placement is made, so

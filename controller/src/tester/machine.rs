@@ -70,6 +70,7 @@ pub async fn rebuild_if_asked(pass: &mut Pass<'_>) -> Result<()> {
         .get_or_insert_with(MachineStatus::default);
     machine.contract_id = None;
     machine.private_address = None;
+    machine.machine_id = None;
     machine.build = Some(wanted).filter(|b| !b.is_empty());
     pass.status.installed = None;
     for c in [MACHINE_READY, GATE_SECURED, TOKENS_REGISTERED, INSTALLED] {
@@ -105,31 +106,27 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         return Ok(Flow::Requeue(std::time::Duration::from_secs(300)));
     }
     let build = machine_key(pass);
-    let keys = super::machine_keys::machine_keys(pass, &build).await?;
-    let machine = pass
-        .status
-        .machine
-        .get_or_insert_with(MachineStatus::default);
-    if machine.machine_id.as_deref() != Some(keys.machine_id.as_str()) {
-        // Written with the contract id below, before anything is sent to the node.
-        machine.machine_id = Some(keys.machine_id.clone());
-    }
     let tag = ContractTag {
         tester: pass.uid.clone(),
         kind: "vm".into(),
         build: build.clone(),
     };
-    let mut desired = deployment::vm(
-        pass.ctx.grid.twin_id(),
-        &placement,
-        &keys,
-        &pass.ctx.agent_public_key.to_base64(),
-        &tag,
-    );
+    // The keys (a Secret read) are needed only to make or send the deployment, to compute the
+    // address, or to learn the machine id: not at rest.
+    if pass
+        .status
+        .machine
+        .as_ref()
+        .and_then(|m| m.machine_id.as_ref())
+        .is_none()
+    {
+        desired_vm(pass, &placement, &build, &tag).await?;
+    }
 
     let contract_id = match pass.status.machine.as_ref().and_then(|m| m.contract_id) {
         Some(id) => id,
         None => {
+            let (_, desired) = desired_vm(pass, &placement, &build, &tag).await?;
             let id = create_or_adopt(pass, node, &desired.challenge_hash(), &tag).await?;
             pass.status
                 .machine
@@ -139,11 +136,12 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
             id
         }
     };
-    desired.contract_id = contract_id;
 
     let deployed = match deployed_on(pass.ctx, node, contract_id).await {
         Ok(d) => d,
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
+            let (_, mut desired) = desired_vm(pass, &placement, &build, &tag).await?;
+            desired.contract_id = contract_id;
             match deploy(pass.ctx, node, &desired).await {
                 Ok(()) => {}
                 // The contract is gone (cancelled by a pass that saw the node refuse): drop it
@@ -202,7 +200,10 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         .map(|r| r.mycelium_ip)
         .unwrap_or_default();
     let address = if reported.is_empty() {
-        let computed = keys.mycelium_ip();
+        let computed = desired_vm(pass, &placement, &build, &tag)
+            .await?
+            .0
+            .mycelium_ip();
         if pass
             .status
             .machine
@@ -262,6 +263,33 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The machine's keys (recording its id in the status) and the VM deployment they make.
+async fn desired_vm(
+    pass: &mut Pass<'_>,
+    placement: &crate::resources::Placement,
+    build: &str,
+    tag: &ContractTag,
+) -> Result<(deployment::MachineKeys, gridapi::zos::Deployment)> {
+    let keys = super::machine_keys::machine_keys(pass, build).await?;
+    let machine = pass
+        .status
+        .machine
+        .get_or_insert_with(MachineStatus::default);
+    if machine.machine_id.as_deref() != Some(keys.machine_id.as_str()) {
+        // Written with the pass's status (or the contract id), before anything is sent to the
+        // node; a restart reads the same keys from the Secret.
+        machine.machine_id = Some(keys.machine_id.clone());
+    }
+    let desired = deployment::vm(
+        pass.ctx.grid.twin_id(),
+        placement,
+        &keys,
+        &pass.ctx.agent_public_key.to_base64(),
+        tag,
+    );
+    Ok((keys, desired))
 }
 
 /// Creates the VM's node contract, or adopts the one a previous pass created (a chain call that

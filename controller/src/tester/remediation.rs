@@ -166,6 +166,7 @@ fn retire_machine(pass: &mut Pass<'_>) {
         }
     }
     m.private_address = None;
+    m.machine_id = None;
     m.remediations += 1;
     pass.status.placement = None;
     pass.status.host = None;
