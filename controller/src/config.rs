@@ -154,6 +154,12 @@ pub struct Config {
     #[arg(long, env = "RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
     pub resync: Duration,
 
+    /// How often a Ready tester is verified in full (machine, name, gate settings, tokens, keys,
+    /// install; ±20 % jitter). The passes in between only prove the gate from outside and check
+    /// the apps when due; any change of the Tester or of what it uses starts a full pass at once.
+    #[arg(long, env = "VERIFY_INTERVAL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub verify_interval: Duration,
+
     /// How often each Ready tester's apps are asked for their health (`AppsHealthy`).
     #[arg(long, env = "APP_HEALTH_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
     pub app_health_interval: Duration,

@@ -81,6 +81,8 @@ pub struct Context {
     pub written_versions: Mutex<HashMap<String, String>>,
     /// The watched objects (set once the controllers start; empty in unit tests).
     pub stores: OnceLock<Stores>,
+    /// When each Tester was last verified in full (by UID; see `tester::freshness`).
+    pub verified: Mutex<HashMap<String, Verified>>,
     /// When each Tester's apps were last checked (by UID).
     pub app_checks: Mutex<HashMap<String, Instant>>,
     /// Retry delays of the Testers whose last reconcile failed.
@@ -91,6 +93,15 @@ pub struct Context {
     pub agent_public_key: gridapi::agent::signing::ControllerPublicKey,
     grid_limiter: DefaultDirectRateLimiter,
     kube_limiter: DefaultDirectRateLimiter,
+}
+
+/// When a Tester was last verified in full, and what it looked like then.
+#[derive(Debug, Clone, Copy)]
+pub struct Verified {
+    /// What the full pass's outcome depended on in the Tester object.
+    pub fingerprint: u64,
+    /// Light passes until then.
+    pub until: Instant,
 }
 
 impl Context {
@@ -133,6 +144,7 @@ impl Context {
             backoffs: Backoffs::default(),
             stores: OnceLock::new(),
             app_checks: Default::default(),
+            verified: Default::default(),
             http,
             // A key of no controller until [`Context::with_agent_public_key`] sets the real one.
             agent_public_key: gridapi::agent::signing::ControllerKey::generate().public(),

@@ -169,7 +169,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             watcher::Config::default().any_semantic(),
             unscheduled_testers_of(store.clone()),
         )
-        .watches(secrets, ai_keys, testers_using_ai_keys(store.clone()))
+        .watches(
+            secrets,
+            ai_keys,
+            testers_using_ai_keys(store.clone(), ctx.clone()),
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(tester::reconcile, tester::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -249,9 +253,11 @@ fn unscheduled_testers_of(
     }
 }
 
-/// A change of the AI-keys Secret wakes the testers of its namespace that hand over AI keys.
+/// A change of the AI-keys Secret wakes the testers of its namespace that hand over AI keys,
+/// for a full pass (the keys on their machines are compared again).
 fn testers_using_ai_keys(
     store: Store<Tester>,
+    ctx: Arc<Context>,
 ) -> impl Fn(Secret) -> Vec<ObjectRef<Tester>> + Send + Sync + 'static {
     move |secret: Secret| {
         let ns = secret.namespace();
@@ -259,6 +265,7 @@ fn testers_using_ai_keys(
             .state()
             .iter()
             .filter(|t| t.namespace() == ns && !t.spec.ai_providers.is_empty())
+            .inspect(|t| tester::freshness::forget(&ctx, &t.uid().unwrap_or_default()))
             .map(|t| ObjectRef::from_obj(t.as_ref()))
             .collect()
     }

@@ -303,3 +303,39 @@ async fn ai_keys(pass: &Pass<'_>) -> Result<(BTreeMap<String, String>, Vec<Strin
     }
     Ok((keys, missing))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_stale_when_a_value_differs_not_only_a_count() {
+        let engines = vec![EngineCredential {
+            engine: "voice".into(),
+            url: "http://voice".into(),
+            token: "new-token".into(),
+        }];
+        let ai = BTreeMap::from([("openai".to_string(), "sk-new".to_string())]);
+        let ssh = vec!["ssh-ed25519 AAAA new".to_string()];
+        let on_machine = |token: &str, key: &str, ssh_key: &str| AgentConfigView {
+            engines: [("voice".to_string(), "http://voice".to_string())].into(),
+            engine_token_digests: [("voice".to_string(), digest(token))].into(),
+            ssh_keys: 1,
+            ssh_keys_digest: ssh_keys_digest(&[ssh_key.to_string()]),
+            ai_providers: vec!["openai".into()],
+            ai_key_digests: [("openai".to_string(), digest(key))].into(),
+            ..Default::default()
+        };
+        let current = on_machine("new-token", "sk-new", "ssh-ed25519 AAAA new");
+        assert_eq!(Stale::of(&current, &engines, &ai, &ssh), Stale::default());
+        let old = on_machine("old-token", "sk-old", "ssh-ed25519 AAAA old");
+        assert_eq!(
+            Stale::of(&old, &engines, &ai, &ssh),
+            Stale {
+                engines: true,
+                ai_keys: true,
+                ssh_keys: true
+            }
+        );
+    }
+}

@@ -118,6 +118,27 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
     }
 }
 
+/// The outside proof with what the status records (a light pass, which reads no Secret);
+/// `false` when the gate does not pass it or the status lacks what it needs.
+pub async fn prove_recorded(pass: &Pass<'_>) -> bool {
+    let (Some(url), Some(client)) = (
+        pass.status.url.clone(),
+        pass.status
+            .sign_in_client
+            .as_ref()
+            .map(|c| c.client_id.clone()),
+    ) else {
+        return false;
+    };
+    match prove(pass, &url, &pass.ctx.config.issuer(), &client).await {
+        Ok(()) => true,
+        Err(observed) => {
+            tracing::info!(tester = %pass.name, %observed, "the gate failed its outside proof; verifying in full");
+            false
+        }
+    }
+}
+
 /// Checks the gate from outside, as a stranger would: sent to the Forge with this tester's own
 /// client id, and `/health` answers.
 async fn prove(pass: &Pass<'_>, url: &str, issuer: &str, client_id: &str) -> Result<(), String> {

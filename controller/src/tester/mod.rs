@@ -13,6 +13,7 @@ mod cleanup;
 pub mod conditions;
 mod deployment;
 mod email;
+pub mod freshness;
 mod gate;
 mod gateway;
 mod grid;
@@ -115,10 +116,21 @@ async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     let tester = fresh(tester, &ctx).await?;
     let mut pass = Pass::new(&tester, &ctx)?;
     pause::resume(&mut pass);
+    let full = tester.spec.management_policy != ManagementPolicy::ObserveOnly;
+    let light = full && freshness::is_fresh(&ctx, &tester) && freshness::light(&mut pass).await?;
     let flow = match tester.spec.management_policy {
+        _ if light => Ok(Flow::Continue),
         ManagementPolicy::ObserveOnly => observe::observe(&mut pass).await,
         ManagementPolicy::Full | ManagementPolicy::OrphanOnDelete => run_steps(&mut pass).await,
     };
+    if full && !light {
+        match &flow {
+            Ok(Flow::Continue) if pass.is_true(conditions::READY) => {
+                freshness::record(&ctx, &tester, ctx.config.verify_interval)
+            }
+            _ => freshness::forget(&ctx, &pass.uid),
+        }
+    }
     pass.conclude().await?;
     match flow {
         Ok(Flow::Continue) => Ok(Action::requeue(
