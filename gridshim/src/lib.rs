@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   server (listeners, router)
-//!     └─► faces: proxy, chain ─► node ─► vm (+ vm::agent), dataplane, engines, catalog,
+//!     └─► faces: proxy, chain ─► node ─► vm (the product's agent per VM), dataplane, engines, catalog,
 //!                control (admin), inspect
 //!           └─► state (Sim, World; state::{catalog, engines, vms}: what the sub-systems hold)
 //!                 └─► faults (registry), error, store, config, timing, wire
