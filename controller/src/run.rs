@@ -174,6 +174,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ai_keys,
             testers_using_ai_keys(store.clone(), ctx.clone()),
         )
+        .watches(
+            engines.clone(),
+            watcher::Config::default().any_semantic(),
+            testers_using_engine(store.clone(), ctx.clone()),
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(tester::reconcile, tester::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -295,6 +300,25 @@ async fn agent_signing_key(
         .notify(|e, after| tracing::warn!(error = %e, ?after, "retrying"))
         .await?;
     Ok(key)
+}
+
+/// A change of a SharedEngine (its URL, its token store) wakes the testers that use it, for a
+/// full pass: their machines get the new URL and their token is proven there.
+fn testers_using_engine(
+    store: Store<Tester>,
+    ctx: Arc<Context>,
+) -> impl Fn(SharedEngine) -> Vec<ObjectRef<Tester>> + Send + Sync + 'static {
+    move |engine: SharedEngine| {
+        let ns = engine.namespace();
+        let name = engine.name_any();
+        store
+            .state()
+            .iter()
+            .filter(|t| t.namespace() == ns && t.spec.shared_engines.contains(&name))
+            .inspect(|t| tester::freshness::forget(&ctx, &t.uid().unwrap_or_default()))
+            .map(|t| ObjectRef::from_obj(t.as_ref()))
+            .collect()
+    }
 }
 
 /// Rebuilds the scheduler's ledger from the Testers' statuses, before any placement is made, so

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use e2e::{
-    fixtures::{ai_keys, host_pool, shared_engine, tester},
+    fixtures::{ai_keys, host_pool, shared_engine, shared_engine_with_store, tester},
     stack::{Stack, TestNode},
     wait,
 };
@@ -158,6 +158,18 @@ async fn rotated_secrets_reach_the_machine_and_the_old_values_stop_working() {
     s.start_controller(&[("SUPPORT_SSH_KEYS", NEW_SUPPORT_KEY)]);
     file_until(&s, &vm, ssh, "the new support key only", |t| {
         t == format!("{NEW_SUPPORT_KEY}\n")
+    })
+    .await;
+
+    // A SharedEngine that moves: the machine gets its new URL at once, not at the next full
+    // verification.
+    let moved = format!("{}/", s.grid.engine_url("embedder"));
+    let store = format!("{}/admin", s.grid.engine_url("embedder"));
+    s.apply(&shared_engine_with_store(
+        "embedder", "embedder", &moved, &store,
+    ));
+    file_until(&s, &vm, engines, "the engine's new URL", |t| {
+        t.contains(&moved)
     })
     .await;
 

@@ -7,8 +7,9 @@
 //!
 //! A full pass runs instead when anything that could change the outcome did: the spec (its
 //! generation), an annotation (rotation, rebuild, pause), deletion, the operator's AI-keys
-//! Secret (its watch forgets the testers it wakes), a controller restart (nothing is
-//! remembered), a light pass that finds the gate failing, or the interval's end.
+//! Secret or a SharedEngine the tester uses (their watches forget the testers they wake), a
+//! controller restart (nothing is remembered), a light pass that finds the gate failing, or the
+//! interval's end.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
