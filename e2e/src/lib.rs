@@ -4,6 +4,7 @@
 //! Nothing here is a stand-in: `kubectl` is the real binary, the API server is the real
 //! kube-apiserver (on kine), and the processes under test run as separate processes.
 
+pub mod chart;
 pub mod cluster;
 pub mod fixtures;
 pub mod forge;
