@@ -37,9 +37,11 @@ taken_message() {
   fi
   read -r pid name <<<"$holder"
   args="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
-  kine="$(grep -o '/[^ ]*/kine\.sock' <<<"$args" | head -1 | sed 's#^/*#/#')"
+  # No match is normal (a kubelet has no kine socket): under pipefail grep's 1 must not end
+  # the script before it says who holds the port.
+  kine="$(grep -o '/[^ ]*/kine\.sock' <<<"$args" | head -1 | sed 's#^/*#/#' || true)"
   kine="${kine%/kine.sock}"
-  runp="$(grep -o '/[^ ]*/\.run/' <<<"$args" | head -1)"
+  runp="$(grep -o '/[^ ]*/\.run/' <<<"$args" | head -1 || true)"
   case "$kine" in
     */.run/*) checkout="${kine%%/.run/*}" ;;
     "") [ -n "$runp" ] && checkout="${runp%%/.run/*}" ;;
