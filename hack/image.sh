@@ -35,15 +35,8 @@ run_dir="$root/.run/containerd"
 sock="${CONTAINERD_ADDRESS:-$run_dir/containerd.sock}"
 
 log() { echo "image.sh: $*" >&2; }
-
-apt_install() {
-  log "installing Debian packages: $*"
-  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -print -quit 2>/dev/null)" ]; then
-    apt-get update -qq >&2
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 ||
-    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2; }
-}
+# shellcheck source=hack/musl.sh
+source "$root/hack/musl.sh"
 
 # The controller's version: the workspace's version of the controller package.
 version() {
@@ -52,32 +45,7 @@ version() {
 }
 
 # The static controller: target/x86_64-unknown-linux-musl/release/controller.
-build_controller() {
-  if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    log "adding the rust target $TARGET"
-    rustup target add "$TARGET" >&2
-  fi
-  command -v musl-gcc >/dev/null || apt_install musl-tools
-  command -v file >/dev/null || apt_install file
-  log "building the controller for $TARGET (release)"
-  # What an outer `cargo test` or `cargo run` puts in the environment would make this build
-  # dirty (ring's build script watches CARGO_MANIFEST_DIR): a subshell without it.
-  (
-    while IFS= read -r v; do unset "$v"; done < <(compgen -e |
-      grep -E '^CARGO_(MANIFEST_|PKG_|CRATE_NAME$|PRIMARY_PACKAGE$|BIN_NAME$|TARGET_TMPDIR$|RUSTC_CURRENT_DIR$)')
-    cd "$root" && "$CARGO" build --release --locked --target "$TARGET" -p controller --bin controller
-  ) >&2
-  local bin="$target_dir/$TARGET/release/controller" desc
-  desc="$(file -b "$bin")"
-  case "$desc" in
-    *"statically linked"* | *"static-pie linked"*) ;;
-    *) log "$bin is not static: $desc"; return 1 ;;
-  esac
-  if ldd "$bin" 2>&1 | grep -q '=>'; then
-    log "$bin links shared libraries: $(ldd "$bin" 2>&1)"
-    return 1
-  fi
-}
+build_controller() { build_static controller controller; }
 
 # The image writer in $TOOLS_BIN, rebuilt when hack/tools/image changes.
 build_writer() {

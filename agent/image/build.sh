@@ -37,17 +37,8 @@ IMAGE="${IMAGE:-ghcr.io/hero-sandbox/sandbox-tester}"
 
 log() { echo "build.sh: $*" >&2; }
 die() { echo "build.sh: error: $*" >&2; exit 1; }
-
-apt_install() {
-  command -v apt-get >/dev/null || die "missing $*: install it with your package manager"
-  [ "$(id -u)" = 0 ] || die "missing $*: install it (apt-get install $*) or run this as root"
-  log "installing Debian packages: $*"
-  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -print -quit 2>/dev/null)" ]; then
-    apt-get update -qq >&2
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 ||
-    { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2; }
-}
+# shellcheck source=hack/musl.sh
+source "$root/hack/musl.sh"
 
 # The agent's version (agent/Cargo.toml).
 agent_version() {
@@ -86,29 +77,7 @@ dockerfile_arg() {
 
 # The static, stripped agent at $bin.
 build_binary() {
-  if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    log "adding the rust target $TARGET"
-    rustup target add "$TARGET" >&2
-  fi
-  command -v musl-gcc >/dev/null || apt_install musl-tools
-  command -v file >/dev/null || apt_install file
-  log "building hero-agent for $TARGET (release)"
-  # What an outer `cargo test` or `cargo run` puts in the environment would make this build
-  # dirty (ring's build script watches CARGO_MANIFEST_DIR): a subshell without it.
-  (
-    while IFS= read -r v; do unset "$v"; done < <(compgen -e |
-      grep -E '^CARGO_(MANIFEST_|PKG_|CRATE_NAME$|PRIMARY_PACKAGE$|BIN_NAME$|TARGET_TMPDIR$|RUSTC_CURRENT_DIR$)')
-    cd "$root" && "$CARGO" build --release --locked --target "$TARGET" -p agent --bin hero-agent
-  ) >&2
-  local desc
-  desc="$(file -b "$bin")"
-  case "$desc" in
-    *"statically linked"* | *"static-pie linked"*) ;;
-    *) die "$bin is not static: $desc" ;;
-  esac
-  if ldd "$bin" 2>&1 | grep -q '=>'; then
-    die "$bin links shared libraries: $(ldd "$bin" 2>&1)"
-  fi
+  build_static agent hero-agent || die "the static hero-agent could not be built"
   log "$bin ($(du -h "$bin" | cut -f1), static)"
 }
 

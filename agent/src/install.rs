@@ -98,8 +98,16 @@ pub fn start(agent: &Arc<Agent>, req: InstallRequest) -> Result<InstallStatus, F
 }
 
 async fn run(agent: Arc<Agent>, req: InstallRequest) {
-    let index = match fetch_index(&agent, &req.index_url).await {
-        Ok(index) => index,
+    let read = async {
+        let base = reqwest::Url::parse(&req.index_url)
+            .map_err(|e| format!("{:?} is not a URL: {e}", req.index_url))?;
+        let bytes = get(&agent, &base).await?;
+        let index: ReleaseIndex =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{base}: {e}"))?;
+        Ok::<_, String>((index, base))
+    };
+    let (index, base) = match read.await {
+        Ok(read) => read,
         Err(why) => {
             for app in &req.apps {
                 log(
@@ -111,17 +119,6 @@ async fn run(agent: Arc<Agent>, req: InstallRequest) {
             }
             return;
         }
-    };
-    let Ok(base) = reqwest::Url::parse(&req.index_url) else {
-        for app in &req.apps {
-            log(
-                &agent,
-                app,
-                InstallState::Failed,
-                format!("the release index URL {:?} is not a URL", req.index_url),
-            );
-        }
-        return;
     };
     let (index, base, agent) = (&index, &base, &agent);
     futures::future::join_all(
@@ -139,24 +136,8 @@ fn retry_policy() -> ExponentialBuilder {
         .with_max_times(3)
 }
 
-async fn fetch_index(agent: &Agent, url: &str) -> Result<ReleaseIndex, String> {
-    let get = || async {
-        let resp = agent
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!("{url} answered HTTP {status}"));
-        }
-        resp.json::<ReleaseIndex>().await.map_err(|e| e.to_string())
-    };
-    get.retry(retry_policy()).await
-}
-
-async fn download(agent: &Agent, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+/// The body at `url` (retried on failure).
+async fn get(agent: &Agent, url: &reqwest::Url) -> Result<Vec<u8>, String> {
     let get = || async {
         let resp = agent
             .http
@@ -264,7 +245,7 @@ async fn install_app(
         s.log
             .push(format!("downloading {app} {version} from {url}"));
     });
-    let bytes = match download(agent, &url).await {
+    let bytes = match get(agent, &url).await {
         Ok(b) => b,
         Err(why) => {
             log(

@@ -167,6 +167,25 @@ impl TestNamespace {
         kubectl(&all)
     }
 
+    /// The value of `key` in the Secret `secret` of the namespace, decoded; panics when either
+    /// is missing.
+    pub fn secret_value(&self, secret: &str, key: &str) -> String {
+        let out = self.kubectl(&[
+            "get",
+            "secret",
+            secret,
+            "-o",
+            &format!("jsonpath={{.data.{key}}}"),
+        ]);
+        assert!(out.status.success(), "secret {secret}");
+        let bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            out.stdout.trim_ascii(),
+        )
+        .expect("Secret data is base64");
+        String::from_utf8(bytes).expect("a text value")
+    }
+
     /// `kubectl -n <ns> apply -f -` with `yaml`; returns the output.
     pub fn apply(&self, yaml: &str) -> Output {
         cluster().kubectl_stdin(&["-n", &self.name, "apply", "-f", "-"], Some(yaml))

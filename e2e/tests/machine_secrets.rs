@@ -34,21 +34,6 @@ async fn file_until(s: &Stack, vm: &VmView, path: &str, what: &str, ok: impl Fn(
     }
 }
 
-fn secret(s: &Stack, name: &str, key: &str) -> String {
-    let out = s.ns.kubectl(&[
-        "get",
-        "secret",
-        name,
-        "-o",
-        &format!("jsonpath={{.data.{key}}}"),
-    ]);
-    let b64 = String::from_utf8(out.stdout).unwrap();
-    String::from_utf8(
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).unwrap(),
-    )
-    .unwrap()
-}
-
 async fn engine_answers(s: &Stack, identity: &str, token: &str) -> u16 {
     reqwest::Client::new()
         .post(format!("{}/v1/embeddings", s.grid.engine_url("embedder")))
@@ -108,7 +93,7 @@ async fn rotated_secrets_reach_the_machine_and_the_old_values_stop_working() {
     );
 
     // What the machine holds now.
-    let old_token = secret(&s, "r-engine-token", "token");
+    let old_token = s.ns.secret_value("r-engine-token", "token");
     let ai = "/etc/hero/ai-keys.env";
     let engines = "/etc/hero/engines.json";
     let ssh = "/root/.ssh/authorized_keys";
@@ -146,7 +131,7 @@ async fn rotated_secrets_reach_the_machine_and_the_old_values_stop_working() {
         !t.is_empty() && !t.contains(&old_token)
     })
     .await;
-    let new_token = secret(&s, "r-engine-token", "token");
+    let new_token = s.ns.secret_value("r-engine-token", "token");
     assert_ne!(new_token, old_token);
     assert!(s.grid.vm_file(&vm, engines).unwrap().contains(&new_token));
     assert_eq!(engine_answers(&s, &identity, &new_token).await, 200);

@@ -30,24 +30,6 @@ async fn testers(s: &Stack) -> Vec<Tester> {
     s.api.list(&ListParams::default()).await.unwrap().items
 }
 
-/// A key of a Secret of the test namespace, decoded.
-fn secret_value(s: &Stack, secret: &str, key: &str) -> String {
-    let out = s.ns.kubectl(&[
-        "get",
-        "secret",
-        secret,
-        "-o",
-        &format!("jsonpath={{.data.{key}}}"),
-    ]);
-    assert!(out.status.success(), "secret {secret}");
-    let bytes = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        out.stdout.trim_ascii(),
-    )
-    .unwrap();
-    String::from_utf8(bytes).unwrap()
-}
-
 fn fault(kind: FaultKind, mode: FaultMode, scope: FaultScope) -> FaultSpec {
     FaultSpec { kind, mode, scope }
 }
@@ -399,7 +381,7 @@ async fn rebuild_keeps_address_and_account_and_a_channel_change_reinstalls() {
     // The new machine holds the same token (by digest), the engine, both AI keys and both SSH
     // keys: the access settings followed the rebuild.
     let view = s.agent_view(&inspect.vms[0]).await;
-    let token = secret_value(&s, "r-engine-token", "token");
+    let token = s.ns.secret_value("r-engine-token", "token");
     assert_eq!(
         view.engine_token_digests.get("embedder"),
         Some(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&token))),
@@ -637,8 +619,8 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
     // The machine's keys and the controller's signing key, too; and the VM's deployment (plain
     // text on the node) is searched for every secret but the machine's own network key and
     // seed, which zos needs in it.
-    let seed = secret_value(&s, "new-machine", "seed");
-    let network_key = secret_value(&s, "new-machine", "network-key");
+    let seed = s.ns.secret_value("new-machine", "seed");
+    let network_key = s.ns.secret_value("new-machine", "network-key");
     let signing_key = s.agent_key().await.to_base64();
     let vm = s.grid.admin.inspect().await.unwrap().vms.remove(0);
     let faces = s.grid.faces();

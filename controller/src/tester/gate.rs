@@ -1,10 +1,9 @@
 //! Step `GateSecured`: the sign-in gate in front of the whole address, configured and proven.
 
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
-use gridapi::agent::GateSettings;
+use gridapi::agent::{GateSettings, digest};
 
 use super::{
     Flow, Pass,
@@ -47,7 +46,7 @@ pub async fn gate(pass: &mut Pass<'_>) -> Result<Flow> {
         allowed_accounts: allowed_accounts(&cfg.admins, &spec.account_name, &spec.allowed_accounts),
         public_url: url.trim_end_matches('/').to_string(),
     };
-    let secret_digest = hex::encode(Sha256::digest(desired.client_secret.as_bytes()));
+    let secret_digest = digest(&desired.client_secret);
     let view = agent_view(pass).await?;
     let current = view.gate.as_ref().map(|g| {
         let mut allowed = g.allowed_accounts.clone();
