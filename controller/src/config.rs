@@ -164,6 +164,12 @@ pub struct Config {
     #[arg(long, env = "APP_HEALTH_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
     pub app_health_interval: Duration,
 
+    /// For simulations only: divides the controller's own waits (requeues, backoff floors) by
+    /// this factor, to match a grid simulator run with `--time-scale N`, so that a one-second
+    /// real-time floor does not count as N simulated seconds. Keep 1 against a real grid.
+    #[arg(long, env = "TIME_SCALE", default_value_t = 1.0, value_parser = time_scale)]
+    pub time_scale: f64,
+
     /// Run leader election so that only one replica reconciles.
     #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
     pub leader_election: bool,
@@ -181,7 +187,22 @@ pub struct Config {
     pub identity: String,
 }
 
+/// Parses `TIME_SCALE`: a finite factor of at least 1.
+fn time_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        _ => Err(format!(
+            "{s:?} is not a time scale: give a number of at least 1"
+        )),
+    }
+}
+
 impl Config {
+    /// A wait of the controller's own, divided by `TIME_SCALE` (unchanged at the default 1).
+    pub fn scaled(&self, wait: Duration) -> Duration {
+        wait.div_f64(self.time_scale)
+    }
+
     /// The release index's URL.
     pub fn release_index_url(&self) -> String {
         self.release_index_url.clone().unwrap_or_else(|| {
@@ -227,5 +248,33 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} printed by Debug");
         }
         assert!(printed.contains("http://grid"), "the rest is printed");
+    }
+
+    #[test]
+    fn a_time_scale_divides_the_controllers_own_waits() {
+        let parse = |scale: &str| {
+            Config::try_parse_from([
+                "controller",
+                "--grid-url=http://grid",
+                "--grid-twin-id=7",
+                "--grid-twin-secret=s",
+                "--forge-url=http://forge",
+                "--forge-token=t",
+                &format!("--time-scale={scale}"),
+            ])
+        };
+        let config = parse("60").unwrap();
+        assert_eq!(
+            config.scaled(Duration::from_secs(60)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            parse("1").unwrap().scaled(Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+        for bad in ["0", "0.5", "-3", "NaN", "inf", "fast"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a time scale"), "{bad}: {e}");
+        }
     }
 }

@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
-        reflector::{ObjectRef, Store},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -148,10 +148,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let cfg = ControllerConfig::default().concurrency(config.concurrency);
 
-    let tester_controller =
-        Controller::new(testers.clone(), watcher::Config::default().any_semantic())
-            .with_config(cfg.clone());
-    let store = tester_controller.store();
+    // The Tester watch: cached without `managedFields` (a third of a Tester's bytes), and a pass
+    // starts only for a change worth one (see `worth_a_pass`), never for this controller's own
+    // status write: a pass that must look again asks for it with its requeue.
+    let (store, writer) = reflector::store();
+    let trigger = watcher(testers.clone(), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|t: &mut Tester| t.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(worth_a_pass, Default::default());
+    let tester_controller = Controller::for_stream(trigger, store.clone()).with_config(cfg.clone());
     let pool_controller = Controller::new(pools.clone(), watcher::Config::default().any_semantic())
         .with_config(cfg.clone());
     let _ = ctx.stores.set(crate::context::Stores {
@@ -213,6 +220,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!("controllers stopped");
     Ok(())
+}
+
+/// What of a Tester is worth a pass when it changes: its spec (the generation), its metadata
+/// that steers the controller (annotations such as rotation, rebuild and pause; labels;
+/// finalizers, since adding ours waits for the change) and the start of its deletion. The status
+/// is not: only this controller writes it.
+fn worth_a_pass(t: &Tester) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = kube::Resource::meta(t);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    meta.labels.hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    Some(h.finish())
 }
 
 fn apis(client: &Client, config: &Config) -> (Api<Tester>, Api<HostPool>, Api<SharedEngine>) {
@@ -398,5 +424,47 @@ async fn sigterm() {
             s.recv().await;
         }
         Err(_) => futures::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{resources::TesterStatus, testing::tester};
+
+    #[test]
+    fn a_status_write_is_not_worth_a_pass_but_the_spec_and_steering_metadata_are() {
+        let t = tester("bob", "bob");
+        let before = worth_a_pass(&t);
+
+        let mut written = t.clone();
+        written.status = Some(TesterStatus {
+            phase: Some("Ready".into()),
+            ..Default::default()
+        });
+        written.metadata.resource_version = Some("99".into());
+        written.metadata.managed_fields = None;
+        assert_eq!(worth_a_pass(&written), before, "own status write");
+
+        let mut edited = t.clone();
+        edited.metadata.generation = Some(t.metadata.generation.unwrap_or(1) + 1);
+        assert_ne!(worth_a_pass(&edited), before, "spec change");
+
+        let mut rotated = t.clone();
+        rotated
+            .annotations_mut()
+            .insert("sandbox.hero.dev/rotate-engine-token".into(), "2".into());
+        assert_ne!(worth_a_pass(&rotated), before, "rotation annotation");
+
+        let mut finalized = t.clone();
+        finalized.finalizers_mut().push(tester::FINALIZER.into());
+        assert_ne!(worth_a_pass(&finalized), before, "our finalizer added");
+
+        let mut deleted = t;
+        deleted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert_ne!(worth_a_pass(&deleted), before, "deletion started");
     }
 }

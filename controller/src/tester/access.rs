@@ -59,15 +59,9 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
     let identity = identity_of(pass);
     pass.status.engine_identity = Some(identity.clone());
 
-    let engines: Api<SharedEngine> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    let mut wanted = Vec::new();
-    for name in pass.tester.spec.shared_engines.clone() {
-        pass.ctx.kube_turn().await;
-        let Some(se) = engines
-            .get_opt(&name)
-            .await
-            .kube("reading a SharedEngine")?
-        else {
+    let wanted = match spec_engines(pass).await? {
+        Ok(wanted) => wanted,
+        Err(name) => {
             pass.set(
                 TOKENS_REGISTERED,
                 false,
@@ -78,21 +72,19 @@ pub async fn tokens(pass: &mut Pass<'_>) -> Result<Flow> {
                 ),
             );
             return Ok(Flow::Requeue(std::time::Duration::from_secs(60)));
-        };
-        wanted.push(se);
-    }
-    // Recorded before the token is sent anywhere: deletion must find every store that may
-    // hold it, even when this pass stops right after sending.
-    let mut registered = pass.status.registered_engines.clone();
-    for se in &wanted {
-        let entry = registered_entry(se);
-        if !registered.contains(&entry) {
-            registered.push(entry);
         }
-    }
-    registered.sort();
-    if registered != pass.status.registered_engines {
-        pass.status.registered_engines = registered;
+    };
+    // Recorded before the token is sent anywhere: deletion must find every store that may
+    // hold it, even when this pass stops right after sending. A new tester's placement write
+    // carried them already (`intend`).
+    record_engines(pass, &wanted);
+    let written = &pass.written().registered_engines;
+    if !pass
+        .status
+        .registered_engines
+        .iter()
+        .all(|e| written.contains(e))
+    {
         pass.persist().await?;
     }
 
@@ -236,6 +228,42 @@ pub fn identity_of(pass: &Pass<'_>) -> String {
         .engine_identity
         .clone()
         .unwrap_or_else(|| engine_identity(&pass.ns, &pass.tester.spec.account_name, &pass.uid))
+}
+
+/// The spec's SharedEngines, or the name of the first one that does not exist.
+async fn spec_engines(pass: &Pass<'_>) -> Result<std::result::Result<Vec<SharedEngine>, String>> {
+    let engines: Api<SharedEngine> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    let mut wanted = Vec::new();
+    for name in &pass.tester.spec.shared_engines {
+        pass.ctx.kube_turn().await;
+        match engines.get_opt(name).await.kube("reading a SharedEngine")? {
+            Some(se) => wanted.push(se),
+            None => return Ok(Err(name.clone())),
+        }
+    }
+    Ok(Ok(wanted))
+}
+
+/// Adds `engines` to `registeredEngines` (in memory; sorted, no duplicates).
+fn record_engines(pass: &mut Pass<'_>, engines: &[SharedEngine]) {
+    let registered = &mut pass.status.registered_engines;
+    for se in engines {
+        let entry = registered_entry(se);
+        if !registered.contains(&entry) {
+            registered.push(entry);
+        }
+    }
+    registered.sort();
+}
+
+/// Records, in memory, the engines a new tester's token will be sent to, so that the status
+/// write of its placement carries them and the tokens step need not write again before sending.
+/// An engine recorded but never sent the token is harmless: deletion's revoke is idempotent.
+pub async fn intend(pass: &mut Pass<'_>) -> Result<()> {
+    if let Ok(engines) = spec_engines(pass).await? {
+        record_engines(pass, &engines);
+    }
+    Ok(())
 }
 
 /// The status entry recording that `se`'s token store may hold the tester's token.

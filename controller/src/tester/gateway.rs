@@ -47,13 +47,8 @@ pub async fn gateway(pass: &mut Pass<'_>) -> Result<Flow> {
         Ok(d) => d,
         Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
             grid::deploy(pass.ctx, node, &desired).await?;
-            pass.set(
-                GATEWAY_READY,
-                false,
-                "Deploying",
-                &format!("gateway {name} sent to node {node}"),
-            );
-            return Ok(Flow::Requeue(pass.backoff(GATEWAY_READY)));
+            // Often set up at once: look before waiting.
+            grid::deployment(pass.ctx, node, contract_id).await?
         }
         Err(e) => return Err(e),
     };
@@ -384,7 +379,6 @@ async fn gateway_contract(
                         .machine
                         .get_or_insert_with(MachineStatus::default)
                         .gateway_contract_id = Some(id);
-                    pass.persist().await?;
                 }
                 return Ok(id);
             }
@@ -426,11 +420,12 @@ async fn gateway_contract(
         }
         Err(e) => return Err(e),
     };
+    // Written with the pass's status: a contract made but not recorded is found by its hash
+    // (the chain refuses a second one) and by its tag on deletion.
     pass.status
         .machine
         .get_or_insert_with(MachineStatus::default)
         .gateway_contract_id = Some(id);
-    pass.persist().await?;
     Ok(id)
 }
 

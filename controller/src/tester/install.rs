@@ -37,21 +37,23 @@ fn grid_channel(c: Channel) -> GridChannel {
     }
 }
 
-/// Owns `Installed` and `UpdateAvailable`. Starts an install when what the machine has differs
-/// from the spec (channel or app set), waits for it, retries a failed one (service starts can
-/// lose a start-up race), records the versions.
-pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
-    let target = agent(pass)?;
-    let channel = pass.tester.spec.channel;
+/// The install the spec asks for: the gateway app and the chosen apps, from the channel.
+fn wanted_install(pass: &Pass<'_>) -> InstallRequest {
     let mut apps: Vec<String> = vec!["gateway".into()];
     apps.extend(pass.tester.spec.apps.iter().map(|a| a.as_str().to_string()));
-    let request = InstallRequest {
-        channel: grid_channel(channel),
-        apps: apps.clone(),
+    InstallRequest {
+        channel: grid_channel(pass.tester.spec.channel),
+        apps,
         index_url: pass.ctx.config.release_index_url(),
-    };
-    let wanted: BTreeSet<&String> = apps.iter().collect();
+    }
+}
 
+/// What the machine's agent says of its install, and whether it is of `request`.
+async fn install_status(
+    pass: &Pass<'_>,
+    request: &InstallRequest,
+) -> Result<(InstallStatus, bool)> {
+    let target = agent(pass)?;
     let status = pass
         .ctx
         .grid(
@@ -60,7 +62,52 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
         )
         .await?;
     let same_request = status.channel == Some(request.channel)
-        && status.apps.iter().collect::<BTreeSet<_>>() == wanted;
+        && status.apps.iter().collect::<BTreeSet<_>>() == request.apps.iter().collect();
+    Ok((status, same_request))
+}
+
+/// Starts the install the moment the machine answers, so that the name, the gate and the tokens
+/// are set up while it runs (`install` then waits for it). Safe before the gate: the machine's
+/// agent serves nothing but `/health` until the gate step configures its gate. Never stops the
+/// pass; an install already under way, done or failed for this request is left to `install`.
+pub async fn begin(pass: &mut Pass<'_>) -> Result<Flow> {
+    if pass.done_for_generation(INSTALLED) {
+        return Ok(Flow::Continue);
+    }
+    let request = wanted_install(pass);
+    let (status, same_request) = install_status(pass, &request).await?;
+    if !same_request || status.state == InstallState::Idle {
+        let target = agent(pass)?;
+        pass.ctx
+            .grid(
+                "agent_start_install",
+                pass.ctx.grid.agents.start_install(&target, &request),
+            )
+            .await?;
+        pass.set(
+            INSTALLED,
+            false,
+            "Installing",
+            &format!(
+                "installing {} apps from channel {}",
+                request.apps.len(),
+                pass.tester.spec.channel.as_str()
+            ),
+        );
+    }
+    Ok(Flow::Continue)
+}
+
+/// Owns `Installed` and `UpdateAvailable`. Starts an install when what the machine has differs
+/// from the spec (channel or app set), waits for it, retries a failed one (service starts can
+/// lose a start-up race), records the versions.
+pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
+    let target = agent(pass)?;
+    let channel = pass.tester.spec.channel;
+    let request = wanted_install(pass);
+    let apps = request.apps.clone();
+    let wanted: BTreeSet<&String> = apps.iter().collect();
+    let (status, same_request) = install_status(pass, &request).await?;
     match (status.state, same_request) {
         (InstallState::Succeeded, true) => {
             let versions: BTreeMap<String, String> = status

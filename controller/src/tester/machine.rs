@@ -128,11 +128,12 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
         None => {
             let (_, desired) = desired_vm(pass, &placement, &build, &tag).await?;
             let id = create_or_adopt(pass, node, &desired.challenge_hash(), &tag).await?;
+            // Written with the pass's status: a contract made but not recorded is adopted by
+            // its hash on the next pass, and found by its tag on deletion.
             pass.status
                 .machine
                 .get_or_insert_with(MachineStatus::default)
                 .contract_id = Some(id);
-            pass.persist().await?;
             id
         }
     };
@@ -161,13 +162,8 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
                 }
                 Err(e) => return Err(e),
             }
-            pass.set(
-                MACHINE_READY,
-                false,
-                "Deploying",
-                &format!("VM deployment sent to node {node} (contract {contract_id})"),
-            );
-            return Ok(Flow::Requeue(pass.backoff(MACHINE_READY)));
+            // A node with the image cached may have it up at once: look before waiting.
+            deployed_on(pass.ctx, node, contract_id).await?
         }
         Err(e) => return Err(e),
     };
@@ -241,7 +237,7 @@ pub async fn machine(pass: &mut Pass<'_>) -> Result<Flow> {
             // A new VM's route can take minutes to appear: keep waiting with backoff, and past
             // the configured time say so (the operator may want to look at the node).
             let waited = pass.waited(MACHINE_READY);
-            let limit = pass.ctx.config.reachability_timeout;
+            let limit = pass.ctx.config.scaled(pass.ctx.config.reachability_timeout);
             let (reason, msg) = if waited > limit {
                 (
                     "UnreachableTooLong",
@@ -278,8 +274,8 @@ async fn desired_vm(
         .machine
         .get_or_insert_with(MachineStatus::default);
     if machine.machine_id.as_deref() != Some(keys.machine_id.as_str()) {
-        // Written with the pass's status (or the contract id), before anything is sent to the
-        // node; a restart reads the same keys from the Secret.
+        // Written with the pass's status; the Secret is the record: a pass that stopped after
+        // sending the deployment reads the same keys from it.
         machine.machine_id = Some(keys.machine_id.clone());
     }
     let desired = deployment::vm(

@@ -103,10 +103,12 @@ pub fn error_policy(tester: Arc<Tester>, error: &Error, ctx: Arc<Context>) -> Ac
         .with_label_values(&["tester", "reconcile", error.label()])
         .inc();
     if matches!(error, Error::Stale) {
-        return Action::requeue(Duration::from_millis(500));
+        return Action::requeue(ctx.config.scaled(Duration::from_millis(500)));
     }
     let key = tester.uid().unwrap_or_else(|| tester.name_any());
-    let after = ctx.backoffs.failed(&key, error.is_fatal());
+    let after = ctx
+        .config
+        .scaled(ctx.backoffs.failed(&key, error.is_fatal()));
     warn!(tester = %tester.name_any(), error = %error, retry_in = ?after, "reconcile failed");
     Action::requeue(after)
 }
@@ -136,7 +138,7 @@ async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
         Ok(Flow::Continue) => Ok(Action::requeue(
             ctx.config.resync.min(ctx.config.app_health_interval),
         )),
-        Ok(Flow::Requeue(after)) => Ok(Action::requeue(after)),
+        Ok(Flow::Requeue(after)) => Ok(Action::requeue(ctx.config.scaled(after))),
         Err(e) => Err(e),
     }
 }
@@ -221,6 +223,7 @@ async fn run_steps(pass: &mut Pass<'_>) -> Result<Flow> {
     step!("account", conditions::ACCOUNT_READY, account::account(pass));
     step!("schedule", conditions::SCHEDULED, schedule::schedule(pass));
     step!("machine", conditions::MACHINE_READY, machine::machine(pass));
+    step!("install_begin", conditions::INSTALLED, install::begin(pass));
     step!("gateway", conditions::GATEWAY_READY, gateway::gateway(pass));
     step!(
         "sign_in_client",

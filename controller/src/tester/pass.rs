@@ -100,6 +100,11 @@ impl<'a> Pass<'a> {
         })
     }
 
+    /// The status as last written (or as the pass found it).
+    pub fn written(&self) -> &TesterStatus {
+        &self.written
+    }
+
     /// The Tester API of this namespace.
     pub fn api(&self) -> Api<Tester> {
         Api::namespaced(self.ctx.client.clone(), &self.ns)

@@ -98,6 +98,7 @@ pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
                 disk_bytes: need.disk,
             });
             pass.status.host = Some(format!("node-{node_id}"));
+            super::access::intend(pass).await?;
             pass.set(
                 SCHEDULED,
                 true,
