@@ -7,6 +7,7 @@
 //! `BENCH_QUIET_SECS`, `BENCH_CONCURRENCY`, `BENCH_KUBE_QPS`, `BENCH_GRID_QPS`, `BENCH_OUT`
 //! (JSON path, default `bench/results/latest.json`).
 
+mod floor;
 mod measure;
 mod report;
 mod scenarios;

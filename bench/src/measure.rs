@@ -148,6 +148,20 @@ pub fn is_write(verb: &str) -> bool {
     !matches!(verb, "GET" | "LIST" | "WATCH" | "WATCHLIST" | "CONNECT")
 }
 
+/// Read requests by `verb/resource/subresource`: GET and LIST (a WATCH is not a read here:
+/// it is how a client learns of changes without reading).
+pub fn reads_by_resource(s: &Scrape) -> BTreeMap<String, f64> {
+    s.by(
+        "apiserver_request_total",
+        &["verb", "resource", "subresource"],
+        |x| {
+            x.labels
+                .get("verb")
+                .is_some_and(|v| matches!(v.as_str(), "GET" | "LIST"))
+        },
+    )
+}
+
 /// Write requests by `verb/resource/subresource`.
 pub fn writes_by_resource(s: &Scrape) -> BTreeMap<String, f64> {
     s.by(

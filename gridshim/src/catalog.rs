@@ -4,11 +4,13 @@
 //!
 //! The release index the VM agents install from is served beside it: `GET /releases/index.json`
 //! (every current release with the SHA-256 of its artifact) and
-//! `GET /releases/{channel}/{app}/{version}` (the artifact, after the profile's download time).
+//! `GET /releases/{channel}/{app}/{version}` (the artifact, after the profile's download time,
+//! recorded on the VM that asked).
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -17,6 +19,7 @@ use serde::Deserialize;
 use crate::error::{ApiError, ApiResult};
 use crate::prelude::*;
 use crate::state::Sim;
+use crate::wire::{VM_HEADER, WaitFor};
 
 /// Routes of the catalog.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -60,11 +63,18 @@ async fn release_index(State(sim): State<Arc<Sim>>) -> Json<ReleaseIndex> {
     Json(ReleaseIndex { channels })
 }
 
+/// An artifact, after the profile's download time (recorded on the VM that asked, when its
+/// agent says which it is: see [`VM_HEADER`]).
 async fn artifact(
     State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
     Path((channel, app, version)): Path<(Channel, String, String)>,
 ) -> Response {
-    sim.timing.wait(crate::timing::Wait::InstallDownload).await;
+    let download = sim.timing.draw(crate::timing::Wait::InstallDownload);
+    if let Some(vm) = headers.get(VM_HEADER).and_then(|v| v.to_str().ok()) {
+        sim.note_vm_wait(vm, WaitFor::InstallDownload, Some(&app), download);
+    }
+    sim.timing.sleep(download.sleep).await;
     artifact_bytes(channel, &app, &version).into_response()
 }
 

@@ -28,7 +28,7 @@ use crate::faults::Hit;
 use crate::prelude::*;
 use crate::state::{Sim, now_secs, random_hex};
 use crate::timing::Wait;
-use crate::wire::{ContractKind, ContractRec, RecordState};
+use crate::wire::{ContractKind, ContractRec, RecordState, WaitFor};
 
 /// Routes of the chain face.
 pub fn routes() -> Router<Arc<Sim>> {
@@ -107,7 +107,8 @@ async fn create_node_contract(
 ) -> ApiResult<Json<Contract>> {
     let call = "create_node_contract";
     let twin = sim.session(&headers, call, Some(req.node_id), None)?;
-    sim.timing.wait(Wait::Block).await;
+    let block = sim.timing.draw(Wait::Block);
+    sim.timing.sleep(block.sleep).await;
     if req.deployment_data.len() > MAX_DEPLOYMENT_DATA {
         // A `BoundedVec` longer than its bound does not decode: the extrinsic is refused.
         return Err(ApiError::invalid(
@@ -157,6 +158,8 @@ async fn create_node_contract(
             },
         };
         w.contracts.insert(id, c.clone());
+        w.pending_waits
+            .contract(id, WaitFor::NodeContractBlock, block);
         sim.store.put("contract", &id.to_string(), &c)?;
         sim.save_counters(&w)?;
         c
@@ -178,7 +181,8 @@ async fn create_name_contract(
 ) -> ApiResult<Json<Contract>> {
     let call = "create_name_contract";
     let twin = sim.session(&headers, call, None, Some(&req.name))?;
-    sim.timing.wait(Wait::Block).await;
+    let block = sim.timing.draw(Wait::Block);
+    sim.timing.sleep(block.sleep).await;
     if let Some(code) = check_name(&req.name) {
         return Err(ApiError::invalid(code, format!("{code:?}")));
     }
@@ -191,7 +195,10 @@ async fn create_name_contract(
             e.body.contract_id = Some(id);
             return Err(e);
         }
-        sim.add_name_contract(&mut w, &req.name, twin)?
+        let c = sim.add_name_contract(&mut w, &req.name, twin)?;
+        w.pending_waits
+            .name(&req.name, WaitFor::NameContractBlock, block);
+        c
     };
     tracing::info!(contract = c.contract_id, twin, name = %req.name, "name contract created");
     maybe_timeout_after_landing(&sim, call, None, Some(&req.name)).await?;
@@ -237,9 +244,11 @@ async fn cancel_contract(
             ));
         }
         let c = w.contracts.remove(&id).expect("checked above");
+        w.pending_waits.forget_contract(id);
         if let ContractKind::Name { name } = &c.kind {
             // A cancelled name is free at once on the chain; the node drops its route later.
             w.names.remove(name);
+            w.pending_waits.forget_name(name);
         }
         sim.store.delete("contract", &id.to_string())?;
         c

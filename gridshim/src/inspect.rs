@@ -1,5 +1,7 @@
 //! Inspection: everything live on the grid (contracts, names, VMs, gateways, registered
-//! tokens), so a test can prove nothing leaked. Token values never appear, only a hash prefix.
+//! tokens), so a test can prove nothing leaked, and the waits each VM and gateway name drew on
+//! its way to ready (realistic profile), so a benchmark can compute the grid's own floor. Token
+//! values never appear, only a hash prefix.
 
 use std::sync::Arc;
 
@@ -56,6 +58,7 @@ pub fn snapshot(sim: &Sim) -> Inspection {
                     .map(|a| a.install_status().components)
                     .unwrap_or_default(),
                 machine_id: v.machine_id.clone(),
+                waits: v.waits.clone(),
             })
             .collect(),
         gateways: w
@@ -63,9 +66,11 @@ pub fn snapshot(sim: &Sim) -> Inspection {
             .values()
             .map(|g| GatewayView {
                 fqdn: g.fqdn.clone(),
+                name: g.name.clone(),
                 contract_id: g.contract_id,
                 node_id: g.node_id,
                 backend: g.backend.clone(),
+                waits: g.waits.clone(),
             })
             .collect(),
         tokens: w

@@ -78,6 +78,17 @@ impl Wait {
     }
 }
 
+/// One draw of a named duration.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Draw {
+    /// What the simulator sleeps: the real-grid figure divided by the time scale (zero on
+    /// `instant`).
+    pub sleep: Duration,
+    /// The real-grid seconds drawn, before dividing by the time scale; `None` when nothing was
+    /// drawn (`instant`, or the proxy lag set apart from the profile).
+    pub real_secs: Option<f64>,
+}
+
 /// The clock of the simulation.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -125,11 +136,20 @@ impl Timing {
 
     /// A draw of a named duration.
     pub fn of(&self, w: Wait) -> Duration {
+        self.draw(w).sleep
+    }
+
+    /// A draw of a named duration, with the real-grid figure it stands for (so the simulator
+    /// can record what it drew: see `state::waits`).
+    pub fn draw(&self, w: Wait) -> Draw {
         if let (Wait::ProxyLag, Some(lag)) = (w, self.proxy_lag) {
-            return lag;
+            return Draw {
+                sleep: lag,
+                real_secs: None,
+            };
         }
         if self.is_instant() {
-            return Duration::ZERO;
+            return Draw::default();
         }
         let (lo, hi) = w.real_secs();
         let secs = if hi > lo {
@@ -137,7 +157,10 @@ impl Timing {
         } else {
             lo
         };
-        self.scaled(Duration::from_secs_f64(secs))
+        Draw {
+            sleep: self.scaled(Duration::from_secs_f64(secs)),
+            real_secs: Some(secs),
+        }
     }
 
     /// Waits a named duration (returns at once when it is zero).
@@ -165,5 +188,22 @@ mod tests {
         assert_eq!(r.of(Wait::Block), Duration::from_millis(100));
         let d = r.of(Wait::VmBoot);
         assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_draw_keeps_the_real_grid_seconds_it_stands_for() {
+        assert_eq!(
+            Timing::new(Profile::Instant, 60.0).draw(Wait::Reachability),
+            Draw::default()
+        );
+        let r = Timing::new(Profile::Realistic, 60.0);
+        for _ in 0..20 {
+            let d = r.draw(Wait::Reachability);
+            let real = d.real_secs.expect("realistic draws");
+            assert!((60.0..=300.0).contains(&real), "{real}");
+            assert!((d.sleep.as_secs_f64() - real / 60.0).abs() < 1e-6);
+        }
+        let lagged = r.with_proxy_lag(Some(Duration::from_secs(1)));
+        assert_eq!(lagged.draw(Wait::ProxyLag).real_secs, None);
     }
 }

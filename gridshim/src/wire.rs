@@ -190,8 +190,53 @@ pub struct Inspection {
     pub tokens: Vec<TokenView>,
 }
 
+/// The header a simulated VM's agent sends with every request it makes (its key,
+/// `contract/workload`), so gridshim can tell whose install downloads it serves. The real grid
+/// tells VMs apart by their address; on one machine they all come from loopback.
+pub const VM_HEADER: &str = "x-gridshim-vm";
+
+/// What a recorded wait was for: one of the named durations of the timing profile, on a VM's
+/// or a gateway name's way to ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFor {
+    /// The chain block of the node contract (the VM's, or the gateway deployment's).
+    NodeContractBlock,
+    /// The chain block of the name contract.
+    NameContractBlock,
+    /// The zmount (disk).
+    Zmount,
+    /// The network-light.
+    Network,
+    /// The first pull of the VM's image on its node (absent when the node had it).
+    ImagePull,
+    /// The VM's boot.
+    VmBoot,
+    /// The VM's private-network route appearing.
+    Reachability,
+    /// The download of one app during install.
+    InstallDownload,
+    /// The configuration and start of one app during install (one per start attempt).
+    InstallConfigure,
+    /// The gateway name's set-up on its node.
+    Gateway,
+}
+
+/// One wait gridshim drew for a VM or a gateway name (realistic profile only: nothing is drawn,
+/// so nothing is recorded, on `instant`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrawnWait {
+    /// What it was for.
+    pub wait: WaitFor,
+    /// The app, for the install waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Real-grid seconds: what the profile drew, before dividing by `--time-scale`.
+    pub secs: f64,
+}
+
 /// A VM in the inspection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmView {
     /// Contract of its deployment.
     pub contract_id: u64,
@@ -212,19 +257,31 @@ pub struct VmView {
     /// The machine id its agent answers to (from its env; not secret).
     #[serde(default)]
     pub machine_id: Option<String>,
+    /// The waits drawn on its way to ready, in order: its node contract's block, zmount,
+    /// network, image pull (first on the node only), boot, reachability, then each install's
+    /// download and configure waits per app. Empty on `instant`.
+    #[serde(default)]
+    pub waits: Vec<DrawnWait>,
 }
 
 /// A gateway in the inspection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewayView {
     /// Full name.
     pub fqdn: String,
+    /// The gateway name.
+    #[serde(default)]
+    pub name: String,
     /// Contract of its deployment.
     pub contract_id: u64,
     /// Node.
     pub node_id: u32,
     /// Backend URL.
     pub backend: String,
+    /// The waits drawn on the name's way to routing: its name contract's block, the gateway
+    /// deployment's node contract block, the gateway set-up. Empty on `instant`.
+    #[serde(default)]
+    pub waits: Vec<DrawnWait>,
 }
 
 /// A registered token in the inspection.

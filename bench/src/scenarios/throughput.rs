@@ -1,6 +1,10 @@
 //! Scenario 2, throughput: N testers created at once (64 requests in flight) on the instant
 //! grid over a HostPool of 50 nodes; seconds until all are Ready, testers per second, the API
 //! requests kube-apiserver served by verb, and any 429s. The stack is kept for 4 and 5.
+//!
+//! Beside it, first, the API server's own floor on the same control plane ([`floor`]): the same
+//! N testers and only the status writes the controller cannot avoid, by a minimal client with no
+//! controller, so "all Ready after" can be read as a multiple of what the server itself allows.
 
 use std::time::{Duration, Instant};
 
@@ -9,12 +13,16 @@ use serde_json::json;
 
 use crate::{
     Ctx,
+    floor::{self, STATUS_WRITES_PER_TESTER},
     measure::{self, RssSampler, delta},
     report::{Report, map},
     stack::{Profile, Stack, nodes},
 };
 
 const S: &str = "2 throughput";
+
+/// Create requests in flight, the bench's and the floor's.
+const IN_FLIGHT: usize = 64;
 
 /// Runs the scenario; returns the stack with every tester Ready and the count.
 pub async fn run(
@@ -23,6 +31,15 @@ pub async fn run(
     r: &mut Report,
 ) -> anyhow::Result<(Stack, usize)> {
     let n = ctx.settings.count(1000, 20);
+    // Before this scenario's controller starts, so nothing else is going on.
+    let floor = floor::api_floor(n, IN_FLIGHT).await;
+    if let Ok(f) = &floor {
+        eprintln!(
+            "API floor: {:.1} s; its namespace gone after {:?}",
+            f.took.as_secs_f64(),
+            f.deleted_after
+        );
+    }
     let mut env = ctx.settings.controller_env.clone();
     // Scenario 4 runs on this stack: resync reads must fall inside its quiet window.
     env.push(("RESYNC".into(), "60s".into()));
@@ -42,7 +59,7 @@ pub async fn run(
     let c0 = measure::controller(&s.controller).await;
     let rss = RssSampler::start(s.controller_pid(), Duration::from_millis(100));
     let start = Instant::now();
-    s.create_testers(0, n, 64).await?;
+    s.create_testers(0, n, IN_FLIGHT).await?;
     let applied = start.elapsed();
     let all = s.tracker.wait_ready(n, Duration::from_secs(1200)).await;
     let took = start.elapsed();
@@ -57,6 +74,28 @@ pub async fn run(
     r.num(S, "all created after", applied.as_secs_f64(), "s");
     r.num(S, "all Ready after", took.as_secs_f64(), "s");
     r.num(S, "throughput", n as f64 / took.as_secs_f64(), "testers/s");
+    match floor {
+        Ok(f) => {
+            let secs = f.took.as_secs_f64();
+            r.num(
+                S,
+                "API floor (minimal client, no controller)",
+                secs,
+                &format!(
+                    "s: {n} creates + {STATUS_WRITES_PER_TESTER} status applies each, \
+                     {IN_FLIGHT} in flight, in a namespace no controller watches"
+                ),
+            );
+            r.num(S, "API floor throughput", n as f64 / secs, "testers/s");
+            r.num(
+                S,
+                "ours ÷ API floor",
+                took.as_secs_f64() / secs,
+                "(all Ready after ÷ API floor)",
+            );
+        }
+        Err(e) => r.val(S, "API floor", json!(format!("ERROR: {e:#}")), ""),
+    }
     let by_verb = delta(
         &measure::requests_by_verb(&api0),
         &measure::requests_by_verb(&api1),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::faults::Hit;
 use crate::prelude::*;
 use crate::state::{GatewayRec, Sim, VmRec, World, node_used, now_secs};
-use crate::timing::Wait;
+use crate::timing::{Draw, Wait};
 use crate::wire::*;
 
 use super::change;
@@ -91,26 +91,18 @@ async fn process(sim: &Arc<Sim>, cid: u64) {
                 return;
             }
         }
-        let wait = match &data {
-            WorkloadData::Zmount(_) => sim.timing.of(Wait::Zmount),
-            WorkloadData::NetworkLight(_) => sim.timing.of(Wait::Network),
-            WorkloadData::ZmachineLight(z) => {
-                let first = {
-                    let mut w = sim.world.lock().expect("world lock");
-                    w.nodes
-                        .get_mut(&node_id)
-                        .is_some_and(|n| n.images.insert(z.flist.clone()))
-                };
-                let boot = sim.timing.of(Wait::VmBoot);
-                if first {
-                    boot + sim.timing.of(Wait::ImagePull)
-                } else {
-                    boot
+        let draws = draw_waits(sim, node_id, &data);
+        if !sim.timing.is_instant() {
+            let mut w = sim.world.lock().expect("world lock");
+            if w.contracts.contains_key(&cid) {
+                for (what, d) in &draws {
+                    w.pending_waits.contract(cid, *what, *d);
                 }
             }
-            WorkloadData::GatewayNameProxy(_) => sim.timing.of(Wait::Gateway),
-        };
-        sim.timing.sleep(wait).await;
+        }
+        sim.timing
+            .sleep(draws.iter().map(|(_, d)| d.sleep).sum())
+            .await;
         let outcome = {
             let mut w = sim.world.lock().expect("world lock");
             if !w.contracts.contains_key(&cid) || !w.deployments.contains_key(&cid) {
@@ -152,12 +144,39 @@ async fn process(sim: &Arc<Sim>, cid: u64) {
             && (!sim.timing.is_instant() || slow.is_some())
         {
             let sim2 = sim.clone();
-            let delay = sim.timing.of(Wait::Reachability) + slow.unwrap_or_default();
+            let reach = sim.timing.draw(Wait::Reachability);
+            sim.note_vm_wait(&key, WaitFor::Reachability, None, reach);
+            let delay = reach.sleep + slow.unwrap_or_default();
             tokio::spawn(async move {
                 sim2.timing.sleep(delay).await;
                 crate::vm::start(&sim2, &key).await;
             });
         }
+    }
+}
+
+/// The waits a workload takes on its node, in order: a VM's first image pull on the node, then
+/// its boot; the others one each.
+fn draw_waits(sim: &Sim, node_id: u32, data: &WorkloadData) -> Vec<(WaitFor, Draw)> {
+    let one = |what, w| vec![(what, sim.timing.draw(w))];
+    match data {
+        WorkloadData::Zmount(_) => one(WaitFor::Zmount, Wait::Zmount),
+        WorkloadData::NetworkLight(_) => one(WaitFor::Network, Wait::Network),
+        WorkloadData::ZmachineLight(z) => {
+            let first = {
+                let mut w = sim.world.lock().expect("world lock");
+                w.nodes
+                    .get_mut(&node_id)
+                    .is_some_and(|n| n.images.insert(z.flist.clone()))
+            };
+            let mut draws = Vec::with_capacity(2);
+            if first {
+                draws.push((WaitFor::ImagePull, sim.timing.draw(Wait::ImagePull)));
+            }
+            draws.push((WaitFor::VmBoot, sim.timing.draw(Wait::VmBoot)));
+            draws
+        }
+        WorkloadData::GatewayNameProxy(_) => one(WaitFor::Gateway, Wait::Gateway),
     }
 }
 
@@ -294,6 +313,7 @@ fn evaluate(
                 loopback_ip: loopback,
                 controller_key: z.env.get(CONTROLLER_KEY_ENV).cloned(),
                 machine_id: z.env.get(MACHINE_ID_ENV).cloned(),
+                waits: w.pending_waits.for_vm(cid),
             };
             sim.save_vm(&vm)?;
             w.vm_by_mycelium.insert(myc.clone(), key.clone());
@@ -351,6 +371,7 @@ fn evaluate(
                 workload: name.to_string(),
                 node_id,
                 backend: g.backends[0].clone(),
+                waits: w.pending_waits.for_gateway(&g.name, cid),
             };
             sim.store.put("gateway", &fqdn, &gw)?;
             w.gateways.insert(fqdn.clone(), gw);

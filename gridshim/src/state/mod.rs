@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod engines;
 mod records;
 pub mod vms;
+pub mod waits;
 
 pub use capacity::{node_used, workload_resources};
 pub use records::*;
@@ -60,6 +61,8 @@ pub struct World {
     pub gateways: BTreeMap<String, GatewayRec>,
     /// (engine, tester) → SHA-256 of the token.
     pub tokens: BTreeMap<(String, String), String>,
+    /// Waits drawn for contracts and names whose VM or gateway does not exist yet.
+    pub pending_waits: waits::PendingWaits,
 }
 
 /// Persisted counters.

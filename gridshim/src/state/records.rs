@@ -37,6 +37,9 @@ pub struct GatewayRec {
     pub node_id: u32,
     /// Backend URL as deployed.
     pub backend: String,
+    /// The waits drawn on the name's way to routing (see [`GatewayView::waits`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<DrawnWait>,
 }
 
 /// A VM (persisted); what its agent holds is on the VM's own disk.
@@ -60,6 +63,9 @@ pub struct VmRec {
     /// Its machine id (from the env).
     #[serde(default)]
     pub machine_id: Option<String>,
+    /// The waits drawn on its way to ready (see [`VmView::waits`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<DrawnWait>,
 }
 
 impl std::fmt::Debug for VmRec {

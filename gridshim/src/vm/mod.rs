@@ -24,6 +24,7 @@ use tower::ServiceExt;
 
 use crate::error::StartError;
 use crate::state::{Sim, vms::VmHandle, vms::VmRoot};
+use crate::wire::VM_HEADER;
 use gridapi::zos::WorkloadState;
 
 /// Where the VMs' disks are: next to the database (`gridshim.db` → `gridshim.vms/`, emptied
@@ -67,6 +68,7 @@ fn open_agent(
     let controller_key =
         ControllerPublicKey::from_base64(&controller_key).map_err(|e| e.to_string())?;
     let machine = Arc::new(machine::SimMachine::new(
+        key,
         sim.vms.root_of(key),
         Arc::downgrade(sim),
     ));
@@ -75,7 +77,7 @@ fn open_agent(
         AgentOptions {
             controller_key,
             machine_id,
-            http: sim.http.clone(),
+            http: agent_http(sim, key),
         },
     )
     .map_err(|e| e.to_string())?;
@@ -87,6 +89,28 @@ fn open_agent(
         .entry(key.to_string())
         .or_insert(agent)
         .clone())
+}
+
+/// The HTTP client of a VM's agent. On `realistic` it names the VM in every request
+/// ([`VM_HEADER`]), so the catalog can record the download waits it draws on that VM; on
+/// `instant` nothing is recorded and every agent shares gridshim's client.
+fn agent_http(sim: &Sim, key: &str) -> reqwest::Client {
+    if sim.timing.is_instant() {
+        return sim.http.clone();
+    }
+    let Ok(value) = reqwest::header::HeaderValue::from_str(key) else {
+        return sim.http.clone();
+    };
+    let headers = reqwest::header::HeaderMap::from_iter([(
+        reqwest::header::HeaderName::from_static(VM_HEADER),
+        value,
+    )]);
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap_or_else(|_| sim.http.clone())
 }
 
 /// Opens a VM's listeners (no-op when open, when the VM is gone or its node is down).
