@@ -66,8 +66,32 @@ impl HttpForge {
         }
     }
 
-    /// Sends one admin API call; `Ok(None)` for a 404.
+    /// Sends one admin API call; `Ok(None)` for a 404. A Gitea on SQLite answers a call under
+    /// load with "database is locked"; a call that is safe to repeat (anything but a POST,
+    /// which may have made part of what it makes before the refusal) is tried again at once a
+    /// few times, tens of milliseconds apart, rather than turned into `ForgeUnavailable` and
+    /// its seconds of backoff. A refused POST is looked for by the next pass (by name).
     async fn call(
+        &self,
+        call: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Option<Vec<u8>>, ForgeError> {
+        use backon::{ExponentialBuilder, Retryable};
+        (|| self.call_once(call, method.clone(), path, body.clone()))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(std::time::Duration::from_millis(20))
+                    .with_max_delay(std::time::Duration::from_millis(500))
+                    .with_max_times(5)
+                    .with_jitter(),
+            )
+            .when(|e| method != Method::POST && is_locked(e))
+            .await
+    }
+
+    async fn call_once(
         &self,
         call: &'static str,
         method: Method,
@@ -130,6 +154,11 @@ impl HttpForge {
                 message: format!("the answer does not parse: {e}"),
             })
     }
+}
+
+/// Gitea's answer when its SQLite database was busy: the request changed nothing.
+fn is_locked(e: &ForgeError) -> bool {
+    matches!(e, ForgeError::Failed { status: 500, message, .. } if message.contains("database is locked"))
 }
 
 /// The Forge's `{"message": …}`, or the start of the body.
@@ -381,6 +410,21 @@ mod tests {
             refused.to_string(),
             "the Forge refused creating the account (HTTP 422): name is reserved [name: admin]"
         );
+    }
+
+    #[test]
+    fn only_a_busy_sqlite_answer_is_tried_again_at_once() {
+        let failed = |status, body: &[u8]| ForgeError::Failed {
+            call: "creating the sign-in client",
+            status,
+            message: message(body),
+        };
+        assert!(is_locked(&failed(
+            500,
+            br#"{"message":"database is locked (5) (SQLITE_BUSY)","url":"x"}"#
+        )));
+        assert!(!is_locked(&failed(500, br#"{"message":"nil pointer"}"#)));
+        assert!(!is_locked(&failed(502, b"bad gateway")));
     }
 
     #[test]

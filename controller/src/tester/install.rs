@@ -190,7 +190,7 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
                     channel.as_str()
                 ),
             );
-            Ok(Flow::Requeue(std::time::Duration::from_secs(1)))
+            Ok(Flow::Requeue(pass.backoff(INSTALLED)))
         }
     }
 }

@@ -180,11 +180,13 @@ impl<'a> Pass<'a> {
         });
     }
 
-    /// How long to wait before looking again at a condition that is not yet true: grows with
-    /// the time it has been so (1 s at first, at most 30 s), so a VM that takes minutes to
-    /// become reachable is polled with backoff, never given up on.
+    /// How long to wait before looking again at a condition that is not yet true: a quarter of
+    /// the time it has been so, at least 250 ms and at most 30 s. What is often ready within a
+    /// second (an install on a cached image, a gateway) is seen soon after it is; a VM that
+    /// takes minutes to become reachable is polled with backoff (about 30 looks in 10 minutes),
+    /// never given up on.
     pub fn backoff(&self, type_: &str) -> Duration {
-        Duration::from_secs_f64((self.waited(type_).as_secs_f64() / 4.0).clamp(1.0, 30.0))
+        Duration::from_secs_f64((self.waited(type_).as_secs_f64() / 4.0).clamp(0.25, 30.0))
     }
 
     /// How long a condition has had its current status.
