@@ -178,7 +178,23 @@ impl Forge {
 
     /// Makes the account `name` (password `PASSWORD_OF(name)`: `<name>-password`, nothing to
     /// change at first sign-in) unless it exists: the accounts an operator's Forge already has.
+    /// Retried when Gitea's SQLite refuses a write under load ("database is locked": a
+    /// transaction that read first cannot wait for the lock), as the bench's 1,000 accounts do.
     pub async fn ensure_account(&self, name: &str) -> anyhow::Result<()> {
+        use backon::{ExponentialBuilder, Retryable};
+        (|| self.make_account(name))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(std::time::Duration::from_millis(50))
+                    .with_max_delay(std::time::Duration::from_secs(2))
+                    .with_max_times(10)
+                    .with_jitter(),
+            )
+            .when(|e| e.to_string().contains("database is locked"))
+            .await
+    }
+
+    async fn make_account(&self, name: &str) -> anyhow::Result<()> {
         let resp = reqwest::Client::new()
             .post(self.at("api/v1/admin/users"))
             .header("Authorization", format!("token {}", self.token))

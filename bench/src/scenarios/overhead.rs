@@ -39,6 +39,8 @@ pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Res
         "MiB",
     );
     r.num(S, "testers", n as f64, "created at 10/s");
+    s.make_accounts(0, n, crate::stack::ACCOUNTS_IN_FLIGHT)
+        .await?;
     for i in 0..n {
         s.create_one(i).await?;
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -37,6 +37,7 @@ pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Res
         &env,
     )
     .await?;
+    s.make_accounts(0, 1, 1).await?;
     s.create_one(0).await?;
     let ok = s.tracker.wait_ready(1, Duration::from_secs(600)).await;
     anyhow::ensure!(ok, "the realistic tester is not Ready after 10 min (real)");
@@ -156,8 +157,8 @@ fn report_floor(r: &mut Report, ours: f64, f: &GridFloor) {
         "note",
         json!(
             "the floor runs the name branch beside the VM branch; the controller makes the name \
-             and the gateway only once MachineReady holds (run_steps: machine, then gateway), \
-             so on its path the name branch follows the machine instead"
+             and the gateway once the machine answers (it needs the machine's address), while \
+             the install runs, so the name branch overlaps the install instead"
         ),
         "",
     );

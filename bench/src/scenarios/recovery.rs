@@ -32,6 +32,8 @@ pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Res
         &env,
     )
     .await?;
+    s.make_accounts(0, n, crate::stack::ACCOUNTS_IN_FLIGHT)
+        .await?;
     let start = Instant::now();
     // Create in the background, so the kill can land while creates are still in flight too.
     let creating = s.create_testers(0, n, 64);

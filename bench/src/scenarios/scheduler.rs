@@ -112,6 +112,8 @@ pub async fn overcommit(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyh
         &env,
     )
     .await?;
+    s.make_accounts(0, TESTERS, crate::stack::ACCOUNTS_IN_FLIGHT)
+        .await?;
     let start = Instant::now();
     s.create_testers(0, TESTERS, 64).await?;
     let settled = s

@@ -55,6 +55,8 @@ pub async fn run(
     .await?;
     r.num(S, "testers", n as f64, "created at once");
     r.num(S, "nodes", 50.0, "");
+    s.make_accounts(0, n, crate::stack::ACCOUNTS_IN_FLIGHT)
+        .await?;
     let api0 = measure::apiserver();
     let c0 = measure::controller(&s.controller).await;
     let rss = RssSampler::start(s.controller_pid(), Duration::from_millis(100));
