@@ -119,9 +119,13 @@ impl Context {
             controller: "sandbox-controller".into(),
             instance: Some(config.identity.clone()),
         };
+        // The gate's outside proof: two requests to each tester's own host per pass, then
+        // nothing for a resync. An idle connection per host, kept the default 90 s, held
+        // buffers for every Ready tester between resyncs; 2 s covers the pair.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(2))
             .dns_resolver(Arc::new(LocalhostResolver(config.localhost_address)))
             .build()
             .expect("build HTTP client");
