@@ -77,25 +77,31 @@ pub async fn begin(pass: &mut Pass<'_>) -> Result<Flow> {
     let request = wanted_install(pass);
     let (status, same_request) = install_status(pass, &request).await?;
     if !same_request || status.state == InstallState::Idle {
-        let target = agent(pass)?;
-        pass.ctx
-            .grid(
-                "agent_start_install",
-                pass.ctx.grid.agents.start_install(&target, &request),
-            )
-            .await?;
-        pass.set(
-            INSTALLED,
-            false,
-            "Installing",
-            &format!(
-                "installing {} apps from channel {}",
-                request.apps.len(),
-                pass.tester.spec.channel.as_str()
-            ),
-        );
+        start(pass, &request).await?;
     }
     Ok(Flow::Continue)
+}
+
+/// Asks the machine's agent to install `request` and says so in `Installed`.
+async fn start(pass: &mut Pass<'_>, request: &InstallRequest) -> Result<()> {
+    let target = agent(pass)?;
+    pass.ctx
+        .grid(
+            "agent_start_install",
+            pass.ctx.grid.agents.start_install(&target, request),
+        )
+        .await?;
+    pass.set(
+        INSTALLED,
+        false,
+        "Installing",
+        &format!(
+            "installing {} apps from channel {}",
+            request.apps.len(),
+            pass.tester.spec.channel.as_str()
+        ),
+    );
+    Ok(())
 }
 
 /// Owns `Installed` and `UpdateAvailable`. Starts an install when what the machine has differs
@@ -174,22 +180,7 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
             Ok(Flow::Requeue(pass.backoff(INSTALLED)))
         }
         _ => {
-            pass.ctx
-                .grid(
-                    "agent_start_install",
-                    pass.ctx.grid.agents.start_install(&target, &request),
-                )
-                .await?;
-            pass.set(
-                INSTALLED,
-                false,
-                "Installing",
-                &format!(
-                    "installing {} apps from channel {}",
-                    apps.len(),
-                    channel.as_str()
-                ),
-            );
+            start(pass, &request).await?;
             Ok(Flow::Requeue(pass.backoff(INSTALLED)))
         }
     }
