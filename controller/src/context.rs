@@ -48,6 +48,8 @@ pub struct Stores {
     pub testers: Store<Tester>,
     /// Every HostPool.
     pub pools: Store<HostPool>,
+    /// Every WarmMachine.
+    pub warm: Store<crate::resources::WarmMachine>,
 }
 
 /// Shared by every reconcile.
@@ -73,6 +75,8 @@ pub struct Context {
     pub ledger: tokio::sync::Mutex<Ledger>,
     /// Node listings per HostPool (`namespace/name`), refreshed by the HostPool reconciler.
     pub pools: Mutex<HashMap<String, PoolNodes>>,
+    /// Warm machines created per HostPool (`namespace/name`) that the cache may not show yet.
+    pub warm_created: Mutex<HashMap<String, Vec<(String, Instant)>>>,
     /// Each node's twin (node id → twin id), as the proxy listed it once.
     pub node_twins: Mutex<HashMap<u32, u32>>,
     /// The resourceVersion of each Tester's last status write (by UID), until a pass sees it:
@@ -144,6 +148,7 @@ impl Context {
             ledger: Default::default(),
             pools: Default::default(),
             node_twins: Default::default(),
+            warm_created: Default::default(),
             written_versions: Default::default(),
             backoffs: Backoffs::default(),
             stores: OnceLock::new(),

@@ -139,6 +139,14 @@ pub async fn reconcile(pool: Arc<HostPool>, ctx: Arc<Context>) -> Result<Action>
         );
     }
     remediation_status(&ctx, &pool, &mut status, now);
+    // The warm pool is kept even when the listing failed: its machines keep their places.
+    status.warm = match crate::warm::pool::keep(&ctx, &pool).await {
+        Ok(warm) => warm,
+        Err(e) => {
+            warn!(hostpool = %key, error = %e, "keeping the warm pool failed");
+            old.warm.clone()
+        }
+    };
     status.observed_generation = pool.metadata.generation;
     write_status(&ctx, &ns, &name, &old, &status).await?;
     Ok(Action::requeue(REFRESH))

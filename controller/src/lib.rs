@@ -1,9 +1,10 @@
 //! The controller that onboards testers onto a shared sandbox on the grid.
 //!
-//! - [`resources`]: the three custom resources (the API).
+//! - [`resources`]: the custom resources (the API).
 //! - [`scheduler`]: placement by real free disk and memory.
 //! - [`tester`]: the Tester reconciler, one module per step.
-//! - [`hostpool`], [`sharedengine`]: the other two reconcilers.
+//! - [`hostpool`], [`sharedengine`]: the other reconcilers; [`warm`]: the warm pool (pre-built
+//!   machines new testers claim).
 //! - [`engines`]: the shared engines' token stores; [`forge`]: the identity provider's accounts
 //!   and sign-in clients; [`mail`]: the welcome emails' transport.
 //! - [`backoff`]: per-object retry delays after failures.
@@ -29,3 +30,4 @@ pub mod sharedengine;
 pub mod tester;
 #[cfg(test)]
 mod testing;
+pub mod warm;

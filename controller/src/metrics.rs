@@ -31,6 +31,14 @@ pub struct Metrics {
     pub remediations: IntCounterVec,
     /// Testers on which an app does not answer its health check, per app.
     pub apps_unhealthy: IntGaugeVec,
+    /// Warm machines per pool and state (desired, ready, warming, outdated).
+    pub warm_machines: IntGaugeVec,
+    /// Warm machines claimed by new Testers.
+    pub warm_claims: IntCounterVec,
+    /// New Testers on a pool with a warm pool that started cold, by reason.
+    pub cold_starts: IntCounterVec,
+    /// From a warm machine's claim to its Tester's Ready.
+    pub claim_to_ready: Histogram,
 }
 
 fn buckets() -> Vec<f64> {
@@ -115,7 +123,41 @@ impl Default for Metrics {
             &["app"],
         )
         .unwrap();
+        let warm_machines = IntGaugeVec::new(
+            Opts::new(
+                "sandbox_warm_machines",
+                "Warm machines per pool and state (desired, ready, warming, outdated)",
+            ),
+            &["namespace", "hostpool", "state"],
+        )
+        .unwrap();
+        let warm_claims = IntCounterVec::new(
+            Opts::new(
+                "sandbox_warm_claims_total",
+                "Warm machines claimed by new Testers",
+            ),
+            &["namespace", "hostpool"],
+        )
+        .unwrap();
+        let cold_starts = IntCounterVec::new(
+            Opts::new(
+                "sandbox_cold_starts_total",
+                "New Testers on a pool with a warm pool that started cold, by reason",
+            ),
+            &["namespace", "hostpool", "reason"],
+        )
+        .unwrap();
+        let claim_to_ready = Histogram::with_opts(
+            HistogramOpts::new(
+                "sandbox_warm_claim_to_ready_seconds",
+                "From a warm machine's claim to its Tester's Ready",
+            )
+            .buckets(buckets()),
+        )
+        .unwrap();
         for c in [
+            &warm_claims,
+            &cold_starts,
             &reconciles,
             &errors,
             &grid_errors,
@@ -125,10 +167,11 @@ impl Default for Metrics {
             registry.register(Box::new(c.clone())).unwrap();
         }
         registry.register(Box::new(time_to_ready.clone())).unwrap();
+        registry.register(Box::new(claim_to_ready.clone())).unwrap();
         for h in [&step_duration, &grid_duration] {
             registry.register(Box::new(h.clone())).unwrap();
         }
-        for g in [&testers, &hostpool_fit, &apps_unhealthy] {
+        for g in [&testers, &hostpool_fit, &apps_unhealthy, &warm_machines] {
             registry.register(Box::new(g.clone())).unwrap();
         }
         Self {
@@ -144,6 +187,10 @@ impl Default for Metrics {
             api_writes,
             remediations,
             apps_unhealthy,
+            warm_machines,
+            warm_claims,
+            cold_starts,
+            claim_to_ready,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The runtime: health and metrics server, leader election, the three controllers, graceful
-//! shutdown.
+//! The runtime: health and metrics server, leader election, the four controllers (Tester,
+//! HostPool, SharedEngine, WarmMachine), graceful shutdown.
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,10 +23,11 @@ use crate::{
     context::Context,
     hostpool,
     metrics::Metrics,
-    resources::{HostPool, PAUSED_ANNOTATION, SharedEngine, Tester, find_condition},
+    resources::{HostPool, PAUSED_ANNOTATION, SharedEngine, Tester, WarmMachine, find_condition},
     scheduler::Holding,
     sharedengine,
     tester::{self, conditions},
+    warm,
 };
 
 /// Runs the controller until SIGTERM/SIGINT (or until leadership is lost).
@@ -159,11 +160,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .applied_objects()
         .predicate_filter(worth_a_pass, Default::default());
     let tester_controller = Controller::for_stream(trigger, store.clone()).with_config(cfg.clone());
+    let warm_api: Api<WarmMachine> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let warm_controller =
+        Controller::new(warm_api.clone(), watcher::Config::default().any_semantic())
+            .with_config(cfg.clone());
     let pool_controller = Controller::new(pools.clone(), watcher::Config::default().any_semantic())
+        .owns(warm_api, watcher::Config::default().any_semantic())
         .with_config(cfg.clone());
     let _ = ctx.stores.set(crate::context::Stores {
         testers: store.clone(),
         pools: pool_controller.store(),
+        warm: warm_controller.store(),
     });
     // Only the operator's AI-keys Secret, by name: a key added there reaches the testers that
     // were waiting for it at once.
@@ -213,9 +223,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .for_each(|_| futures::future::ready(()));
 
+    let warm_run = warm_controller
+        .graceful_shutdown_on(shutdown.clone())
+        .run(warm::reconcile, warm::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
     let phases = phase_gauge(store, ctx.clone());
     tokio::select! {
-        _ = futures::future::join3(tester_run, pool_run, engine_run) => {},
+        _ = futures::future::join4(tester_run, pool_run, engine_run, warm_run) => {},
         _ = phases => {},
     }
     info!("controllers stopped");
@@ -383,9 +398,38 @@ async fn rebuild_ledger(ctx: &Context) -> anyhow::Result<()> {
         }
         count += 1;
     }
+    // Warm machines hold their places too (one claimed a moment ago may be counted twice
+    // until it is deleted: the safe side).
+    let warm: Api<WarmMachine> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    for m in warm.list(&Default::default()).await?.items {
+        let (Some(uid), Some(status)) = (m.metadata.uid.clone(), m.status.as_ref()) else {
+            continue;
+        };
+        let Some(p) = &status.placement else { continue };
+        let need = crate::scheduler::Need {
+            cpu: p.cpu,
+            memory: p.memory_bytes,
+            disk: p.disk_bytes,
+        };
+        ledger.hold(
+            &uid,
+            Holding {
+                node_id: p.node_id,
+                need,
+                counted_after: None,
+            },
+        );
+        if status.contract_id.is_some() && status.private_address.is_some() {
+            ledger.deployed(&uid, ctx.config.proxy_lag);
+        }
+        count += 1;
+    }
     info!(
         placements = count,
-        "scheduler ledger rebuilt from Tester statuses"
+        "scheduler ledger rebuilt from Tester and WarmMachine statuses"
     );
     Ok(())
 }

@@ -75,6 +75,7 @@ fn start() -> anyhow::Result<Cluster> {
         "crd/testers.sandbox.hero.dev",
         "crd/hostpools.sandbox.hero.dev",
         "crd/sharedengines.sandbox.hero.dev",
+        "crd/warmmachines.sandbox.hero.dev",
     ]);
     if !wait.status.success() {
         bail!(

@@ -58,6 +58,15 @@ fn expected_rules() -> BTreeSet<String> {
     }
     want.insert("sandbox.hero.dev testers update".into());
     want.insert("sandbox.hero.dev testers/finalizers update".into());
+    for v in [
+        "get", "list", "watch", "create", "patch", "update", "delete",
+    ] {
+        want.insert(format!("sandbox.hero.dev warmmachines {v}"));
+    }
+    want.insert("sandbox.hero.dev warmmachines/status patch".into());
+    for r in ["hostpools", "warmmachines"] {
+        want.insert(format!("sandbox.hero.dev {r}/finalizers update"));
+    }
     for r in ["secrets", "configmaps"] {
         for v in ["get", "list", "watch", "create", "patch", "delete"] {
             want.insert(format!("core {r} {v}"));

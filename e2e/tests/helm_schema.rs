@@ -154,7 +154,8 @@ fn crds_are_the_repository_crds_not_a_copy() {
         [
             "hostpools.sandbox.hero.dev",
             "sharedengines.sandbox.hero.dev",
-            "testers.sandbox.hero.dev"
+            "testers.sandbox.hero.dev",
+            "warmmachines.sandbox.hero.dev"
         ]
     );
 

@@ -5,6 +5,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{WarmPool, WarmPoolStatus};
+
 /// A pool of grid nodes that testers are placed on, with what one tester needs and how to
 /// spread them. The status reports each node's real free disk and memory and how many more
 /// testers fit.
@@ -22,11 +24,15 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Fit","type":"integer","jsonPath":".status.fit"}"#,
     printcolumn = r#"{"name":"Testers","type":"integer","jsonPath":".status.testers"}"#,
     printcolumn = r#"{"name":"Unhealthy","type":"integer","jsonPath":".status.unhealthy"}"#,
+    printcolumn = r#"{"name":"Warm","type":"integer","jsonPath":".status.warm.ready"}"#,
+    printcolumn = r#"{"name":"Warming","type":"integer","jsonPath":".status.warm.warming"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.farm) ? 1 : 0) + (has(self.nodes) && size(self.nodes) > 0 ? 1 : 0) == 1")
     .message("set exactly one of nodes (a list of grid node ids) or farm (a farm id to take nodes from)"))]
+#[x_kube(validation = Rule::new("!has(self.warmPool) || !has(self.warmPoolSize) || self.warmPoolSize == 0")
+    .message("warmPoolSize is deprecated: set warmPool.size only"))]
 pub struct HostPoolSpec {
     /// Grid node ids testers may be placed on. Set this or `farm`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -49,11 +55,15 @@ pub struct HostPoolSpec {
     #[serde(default)]
     pub placement: PlacementPolicy,
 
-    /// How many pre-built machines to keep ready for new testers (0-50). Reserved: the warm
-    /// pool is not implemented yet and this field has no effect.
-    #[serde(default)]
+    /// Deprecated: use `warmPool.size`. Still honoured (as `warmPool.size` with its defaults)
+    /// when `warmPool` is not set.
+    #[serde(default, skip_serializing_if = "is_zero")]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 50").message("warmPoolSize must be between 0 and 50"))]
     pub warm_pool_size: u32,
+    /// Machines built ahead of any tester, so that a new tester gets a working machine in
+    /// seconds: its name, gate, tokens, keys and account are bound when it claims one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<WarmPool>,
     /// Grid nodes with a gateway domain that run the testers' name proxies (a tester's public
     /// name then points at its machine wherever the machine is, and keeps its address when the
     /// machine moves). Empty: each tester's name proxy runs on its machine's own node, so only
@@ -91,6 +101,25 @@ pub struct Remediation {
     #[serde(default = "default_max_unhealthy")]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("maxUnhealthy is a percentage, 0-100"))]
     pub max_unhealthy: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl HostPoolSpec {
+    /// The warm pool asked for: `warmPool`, else the deprecated `warmPoolSize` with the
+    /// defaults; `None` when no machine is to be kept warm.
+    pub fn warm(&self) -> Option<WarmPool> {
+        let warm = match &self.warm_pool {
+            Some(w) => w.clone(),
+            None => WarmPool {
+                size: self.warm_pool_size,
+                ..WarmPool::default()
+            },
+        };
+        (warm.size > 0).then_some(warm)
+    }
 }
 
 fn default_unhealthy_after() -> String {
@@ -195,6 +224,9 @@ pub struct HostPoolStatus {
     /// `gatewayFarms`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_nodes: Vec<u32>,
+    /// The warm pool: machines desired, ready to claim, being built, outdated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<WarmPoolStatus>,
     /// Per node: online, real free disk and memory, testers placed, how many more fit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["nodeId"]))]

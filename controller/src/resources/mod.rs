@@ -1,4 +1,4 @@
-//! The three custom resources of the `sandbox.hero.dev` API group, as Rust types.
+//! The custom resources of the `sandbox.hero.dev` API group, as Rust types.
 //!
 //! These types are the source of truth: `crdgen` renders them into `crds/*.yaml`, and their doc
 //! comments become what `kubectl explain` prints.
@@ -7,6 +7,7 @@ mod condition;
 mod hostpool;
 mod sharedengine;
 mod tester;
+mod warmmachine;
 
 pub use condition::{ConditionExt, condition_status, find_condition};
 pub use hostpool::{
@@ -20,6 +21,10 @@ pub use tester::{
     AccountDeletionPolicy, AccountStatus, AccountType, App, AppStatus, Channel, InstalledVersions,
     MachineStatus, ManagementPolicy, Placement, RegisteredEngine, ResourceOverrides,
     SignInClientStatus, Tester, TesterSpec, TesterStatus,
+};
+pub use warmmachine::{
+    WarmClaim, WarmMachine, WarmMachineSpec, WarmMachineStatus, WarmPhase, WarmPool,
+    WarmPoolStatus, WarmStart,
 };
 
 /// The API group of every resource here.
@@ -37,5 +42,10 @@ pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
-    vec![HostPool::crd(), SharedEngine::crd(), Tester::crd()]
+    vec![
+        HostPool::crd(),
+        SharedEngine::crd(),
+        Tester::crd(),
+        WarmMachine::crd(),
+    ]
 }

@@ -335,6 +335,10 @@ pub struct TesterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineStatus>,
 
+    /// The warm machine this tester claimed, when it did not start cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<super::WarmStart>,
+
     /// The tester's account at the Forge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountStatus>,

@@ -4,6 +4,7 @@
 use gridapi::{
     ErrorCategory,
     agent::{AgentConfigView, AgentTarget},
+    chain::CreateNodeContract,
     proxy::{ContractDetails, ContractFilter, ContractState, ContractType, Limit},
     zos::Deployment,
 };
@@ -82,11 +83,52 @@ pub async fn contract_for(ctx: &Context, node_id: u32, hash: &str) -> Result<Opt
     .await
 }
 
+/// Creates the node contract for `hash` on `node`, or adopts the live one the chain already
+/// holds for it (it refuses a second one: a call that timed out may have landed). The flag says
+/// whether it was adopted.
+pub async fn node_contract(
+    ctx: &Context,
+    node: u32,
+    hash: &str,
+    tag: &ContractTag,
+) -> Result<(u64, bool)> {
+    let req = CreateNodeContract {
+        node_id: node,
+        deployment_hash: hash.to_string(),
+        deployment_data: tag.encode(),
+        public_ips: 0,
+        solution_provider_id: None,
+    };
+    match ctx
+        .grid(
+            "create_node_contract",
+            ctx.grid.chain.create_node_contract(&req),
+        )
+        .await
+    {
+        Ok(c) => Ok((c.contract_id, false)),
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {
+            match contract_for(ctx, node, hash).await? {
+                Some(id) => Ok((id, true)),
+                None => Err(Error::Grid {
+                    call: "create_node_contract",
+                    source,
+                }),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Cancels a contract; one that is already gone counts as cancelled.
 pub async fn cancel_contract(pass: &Pass<'_>, id: u64) -> Result<()> {
-    match pass
-        .ctx
-        .grid("cancel_contract", pass.ctx.grid.chain.cancel_contract(id))
+    cancel(pass.ctx, id).await
+}
+
+/// Cancels a contract; one that is already gone counts as cancelled.
+pub async fn cancel(ctx: &Context, id: u64) -> Result<()> {
+    match ctx
+        .grid("cancel_contract", ctx.grid.chain.cancel_contract(id))
         .await
     {
         Ok(()) => Ok(()),

@@ -30,7 +30,8 @@ pub fn log_config_map_name(tester: &str) -> String {
     format!("{tester}-install-log")
 }
 
-fn grid_channel(c: Channel) -> GridChannel {
+/// The catalog's name of a channel.
+pub fn grid_channel(c: Channel) -> GridChannel {
     match c {
         Channel::Stable => GridChannel::Stable,
         Channel::Prerelease => GridChannel::Prerelease,

@@ -1,6 +1,6 @@
 //! Step `MachineReady`: one VM deployment per Tester, reachable on the private network.
 
-use gridapi::{ErrorCategory, chain::CreateNodeContract};
+use gridapi::ErrorCategory;
 use kube::{ResourceExt, runtime::events::EventType};
 
 use super::{
@@ -9,6 +9,7 @@ use super::{
     deployment::{self, ContractTag},
     grid::{
         agent_view, cancel_contract, contract_for, deploy, deployment as deployed_on, my_contracts,
+        node_contract,
     },
 };
 use crate::{
@@ -315,43 +316,17 @@ async fn create_or_adopt(
         );
         return Ok(id);
     }
-    let req = CreateNodeContract {
-        node_id: node,
-        deployment_hash: hash.to_string(),
-        deployment_data: tag.encode(),
-        public_ips: 0,
-        solution_provider_id: None,
-    };
-    match pass
-        .ctx
-        .grid(
-            "create_node_contract",
-            pass.ctx.grid.chain.create_node_contract(&req),
-        )
-        .await
-    {
-        Ok(c) => {
-            tracing::info!(tester = %pass.name, contract = c.contract_id, node, "VM contract created");
-            Ok(c.contract_id)
-        }
-        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {
-            match contract_for(pass.ctx, node, hash).await? {
-                Some(id) => {
-                    pass.event(
-                        EventType::Normal,
-                        "AdoptedExistingMachine",
-                        &format!("adopted VM contract {id}"),
-                    );
-                    Ok(id)
-                }
-                None => Err(Error::Grid {
-                    call: "create_node_contract",
-                    source,
-                }),
-            }
-        }
-        Err(e) => Err(e),
+    let (id, adopted) = node_contract(pass.ctx, node, hash, tag).await?;
+    if adopted {
+        pass.event(
+            EventType::Normal,
+            "AdoptedExistingMachine",
+            &format!("adopted VM contract {id}"),
+        );
+    } else {
+        tracing::info!(tester = %pass.name, contract = id, node, "VM contract created");
     }
+    Ok(id)
 }
 
 /// A workload failed on the node. A capacity refusal (the proxy said free, the node disagrees)

@@ -1,15 +1,21 @@
 //! The machine's random keys (private-network key, mycelium seed, machine id), made once per
-//! machine build and kept in the Secret `<tester>-machine`, owned by the Tester. They are
+//! machine build and kept in the Secret `<tester>-machine`, owned by the Tester (a warm
+//! machine's in `<warm machine>-machine`, owned by it, until a tester claims it). They are
 //! never derived from anything public (such as the UID): knowing a Tester does not give its
 //! VM's keys.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::{ByteString, api::core::v1::Secret};
+use k8s_openapi::{
+    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use kube::{Api, api::PostParams};
 
 use super::{Pass, deployment::MachineKeys};
-use crate::error::{Error, KubeContext, Result};
+use crate::{
+    context::Context,
+    error::{Error, KubeContext, Result},
+};
 
 const BUILD: &str = "build";
 const MACHINE_ID: &str = "machine-id";
@@ -60,8 +66,18 @@ fn data(keys: &MachineKeys, build: &str) -> BTreeMap<String, ByteString> {
 /// build replaces the old build's keys; the old machine is already cancelled).
 pub async fn machine_keys(pass: &Pass<'_>, build: &str) -> Result<MachineKeys> {
     let name = machine_secret_name(&pass.name);
-    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    pass.ctx.kube_turn().await;
+    kept(pass.ctx, &pass.ns, pass.owned_meta(&name)?, build).await
+}
+
+/// The keys kept in the Secret `meta` names for `build`, or new random ones kept first in a
+/// Secret with `meta` (its owner and labels).
+pub async fn kept(ctx: &Context, ns: &str, meta: ObjectMeta, build: &str) -> Result<MachineKeys> {
+    let name = meta
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    ctx.kube_turn().await;
     let existing = secrets
         .get_opt(&name)
         .await
@@ -70,25 +86,8 @@ pub async fn machine_keys(pass: &Pass<'_>, build: &str) -> Result<MachineKeys> {
         return Ok(keys);
     }
     let keys = MachineKeys::generate();
-    pass.ctx.kube_turn().await;
-    let written = match existing {
-        None => {
-            let secret = Secret {
-                metadata: pass.owned_meta(&name)?,
-                data: Some(data(&keys, build)),
-                type_: Some("Opaque".into()),
-                ..Default::default()
-            };
-            secrets.create(&PostParams::default(), &secret).await
-        }
-        // Replaced only if nobody changed it since it was read.
-        Some(old) => super::secrets::replace_data(&secrets, &name, &old, data(&keys, build)).await,
-    };
-    match written {
-        Ok(_) => {
-            pass.ctx.count_write("create", "secrets");
-            Ok(keys)
-        }
+    match keep(ctx, &secrets, meta, existing, &keys, build).await {
+        Ok(()) => Ok(keys),
         // Another writer won: use what it kept, if it is for this build.
         Err(kube::Error::Api(s)) if s.code == 409 => secrets
             .get(&name)
@@ -100,6 +99,72 @@ pub async fn machine_keys(pass: &Pass<'_>, build: &str) -> Result<MachineKeys> {
             source: e,
         }),
     }
+}
+
+/// The keys kept in the Secret `name` for `build`, if it holds them.
+pub async fn read(ctx: &Context, ns: &str, name: &str, build: &str) -> Result<Option<MachineKeys>> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    ctx.kube_turn().await;
+    Ok(secrets
+        .get_opt(name)
+        .await
+        .kube("reading the machine keys Secret")?
+        .and_then(|s| keys_of(&s, build)))
+}
+
+/// Keeps `keys` for `build` in the tester's Secret (a claimed warm machine's keys become the
+/// tester's own), replacing whatever it held.
+pub async fn hand_over(pass: &Pass<'_>, keys: &MachineKeys, build: &str) -> Result<()> {
+    let name = machine_secret_name(&pass.name);
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    pass.ctx.kube_turn().await;
+    let existing = secrets
+        .get_opt(&name)
+        .await
+        .kube("reading the machine keys Secret")?;
+    if existing.as_ref().and_then(|s| keys_of(s, build)).as_ref() == Some(keys) {
+        return Ok(());
+    }
+    keep(
+        pass.ctx,
+        &secrets,
+        pass.owned_meta(&name)?,
+        existing,
+        keys,
+        build,
+    )
+    .await
+    .kube("keeping the claimed machine's keys")
+}
+
+/// Creates the Secret, or replaces its data if nobody changed it since it was read.
+async fn keep(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    meta: ObjectMeta,
+    existing: Option<Secret>,
+    keys: &MachineKeys,
+    build: &str,
+) -> std::result::Result<(), kube::Error> {
+    ctx.kube_turn().await;
+    match existing {
+        None => {
+            let secret = Secret {
+                metadata: meta,
+                data: Some(data(keys, build)),
+                type_: Some("Opaque".into()),
+                ..Default::default()
+            };
+            secrets.create(&PostParams::default(), &secret).await?;
+            ctx.count_write("create", "secrets");
+        }
+        Some(old) => {
+            let name = old.metadata.name.clone().unwrap_or_default();
+            super::secrets::replace_data(secrets, &name, &old, data(keys, build)).await?;
+            ctx.count_write("patch", "secrets");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

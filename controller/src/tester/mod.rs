@@ -11,22 +11,23 @@ mod account;
 mod apps;
 mod cleanup;
 pub mod conditions;
-mod deployment;
+pub(crate) mod deployment;
 mod email;
 pub mod freshness;
 mod gate;
 mod gateway;
-mod grid;
+pub(crate) mod grid;
 mod install;
 mod machine;
-mod machine_keys;
+pub(crate) mod machine_keys;
 mod observe;
 mod pass;
 mod pause;
 mod remediation;
-mod schedule;
+pub(crate) mod schedule;
 mod secrets;
 mod sign_in_client;
+pub mod warm_start;
 
 use std::{sync::Arc, time::Duration};
 
@@ -39,6 +40,7 @@ use kube::{
 };
 use tracing::{info, instrument, warn};
 
+pub use install::grid_channel;
 pub use pass::{MANAGER, Pass};
 pub use remediation::Breaker;
 pub use schedule::pool_nodes;

@@ -222,6 +222,12 @@ impl<'a> Pass<'a> {
         {
             let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
             self.ctx.metrics.time_to_ready.observe(secs);
+            if let Some(warm) = &self.status.warm_start {
+                let secs = Timestamp::now()
+                    .duration_since(warm.claimed_at.0)
+                    .as_secs_f64();
+                self.ctx.metrics.claim_to_ready.observe(secs);
+            }
         }
         self.set(conditions::READY, ready.ok, &ready.reason, &ready.message);
     }

@@ -62,10 +62,18 @@ pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
             );
         }
         drop(ledger);
-        let msg = format!("placed on node {} of HostPool {pool_name}", p.node_id);
-        pass.set(SCHEDULED, true, "Placed", &msg);
+        // Kept as the placement said it (a warm claim, or why it started cold).
+        if !pass.is_true(SCHEDULED) {
+            let msg = format!("placed on node {} of HostPool {pool_name}", p.node_id);
+            pass.set(SCHEDULED, true, "Placed", &msg);
+        }
         return Ok(Flow::Continue);
     }
+
+    let cold = match super::warm_start::claim(pass, &pool, need).await? {
+        Ok(()) => return Ok(Flow::Continue),
+        Err(why) => why,
+    };
 
     let key = format!("{}/{pool_name}", pass.ns);
     let listing = pool_nodes(pass.ctx, &key, &pool, LISTING_MAX_AGE).await?;
@@ -99,17 +107,23 @@ pub async fn schedule(pass: &mut Pass<'_>) -> Result<Flow> {
             });
             pass.status.host = Some(format!("node-{node_id}"));
             super::access::intend(pass).await?;
-            pass.set(
-                SCHEDULED,
-                true,
-                "Placed",
-                &format!("placed on node {node_id} of HostPool {pool_name}"),
-            );
+            let mut msg = format!("placed on node {node_id} of HostPool {pool_name}");
+            if let (Some(why), Some(warm)) = (cold, pool.spec.warm()) {
+                msg = format!("{msg}; {}", why.explain(&warm));
+            }
+            pass.set(SCHEDULED, true, "Placed", &msg);
             if let Err(e) = pass.persist().await {
                 pass.ctx.ledger.lock().await.release(&pass.uid);
                 pass.status.placement = None;
                 pass.status.host = None;
                 return Err(e);
+            }
+            if let Some(why) = cold {
+                pass.ctx
+                    .metrics
+                    .cold_starts
+                    .with_label_values(&[&pass.ns, &pool_name, why.reason()])
+                    .inc();
             }
             Ok(Flow::Continue)
         }

@@ -1,0 +1,273 @@
+//! Part of step `Scheduled`: a new tester takes a machine of its HostPool's warm pool when one
+//! matches, so only the person-specific steps are left (name, sign-in client, gate, tokens,
+//! account, email); otherwise it starts cold and says why.
+//!
+//! The claim is written on the WarmMachine first, guarded by its resourceVersion (and by the
+//! CRD's rule that a claim is final): two testers never take the same machine, across restarts
+//! and replicas. A pass stopped after the claim finds the machine again by its claim.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::events::EventType,
+};
+use serde_json::json;
+
+use super::{Pass, conditions::SCHEDULED, machine_keys};
+use crate::{
+    error::{Error, Result},
+    resources::{App, HostPool, MachineStatus, WarmClaim, WarmMachine, WarmPool, WarmStart},
+    scheduler::{Holding, Need},
+    warm::WARM_BUILD,
+};
+
+/// Why a tester cannot take a warm machine of its pool (the `cold_starts` metric's reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cold {
+    /// Its resources differ from the pool's `perTester`.
+    Resources,
+    /// Its channel differs from the warm pool's.
+    Channel,
+    /// Its app set differs from the warm pool's.
+    Apps,
+    /// No warm machine is ready.
+    NoneReady,
+}
+
+impl Cold {
+    /// The metric label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Cold::Resources => "Resources",
+            Cold::Channel => "Channel",
+            Cold::Apps => "Apps",
+            Cold::NoneReady => "NoneReady",
+        }
+    }
+
+    /// What the `Scheduled` condition says.
+    pub fn explain(self, warm: &WarmPool) -> String {
+        match self {
+            Cold::Resources => "started cold: its resources differ from the pool's perTester, which the warm machines have".into(),
+            Cold::Channel => format!(
+                "started cold: its channel differs from the warm pool's ({})",
+                warm.channel.as_str()
+            ),
+            Cold::Apps => "started cold: its app set differs from the warm pool's".into(),
+            Cold::NoneReady => "started cold: no warm machine was ready".into(),
+        }
+    }
+}
+
+/// Whether a tester with `need` on `pool` can take one of its warm machines (pure).
+pub fn mismatch(pass: &Pass<'_>, pool: &HostPool, warm: &WarmPool, need: Need) -> Option<Cold> {
+    let per = &pool.spec.per_tester;
+    if need != Need::from_gib(per.cpu, per.memory_gib, per.disk_gib) {
+        return Some(Cold::Resources);
+    }
+    if pass.tester.spec.channel != warm.channel {
+        return Some(Cold::Channel);
+    }
+    if app_set(&pass.tester.spec.apps) != app_set(&warm.apps) {
+        return Some(Cold::Apps);
+    }
+    None
+}
+
+/// An app list as a set.
+pub fn app_set(apps: &[App]) -> BTreeSet<App> {
+    apps.iter().copied().collect()
+}
+
+/// Whether `machine` is of `pool`'s warm pool as it is now, for a tester with `need`.
+fn fits(machine: &WarmMachine, pool: &HostPool, warm: &WarmPool) -> bool {
+    machine.spec.host_pool == pool.name_any()
+        && machine.spec.resources == pool.spec.per_tester
+        && machine.spec.channel == warm.channel
+        && app_set(&machine.spec.apps) == app_set(&warm.apps)
+}
+
+/// Takes a warm machine for this tester, or says why it starts cold (`Ok(Err(..))`). On a
+/// claim the placement, the machine and the warm start are in the pass's status, persisted.
+pub async fn claim(
+    pass: &mut Pass<'_>,
+    pool: &HostPool,
+    need: Need,
+) -> Result<std::result::Result<(), Option<Cold>>> {
+    let Some(warm) = pool.spec.warm() else {
+        return Ok(Err(None));
+    };
+    let Some(stores) = pass.ctx.stores.get() else {
+        return Ok(Err(None));
+    };
+    let mine: Vec<Arc<WarmMachine>> = stores
+        .warm
+        .state()
+        .into_iter()
+        .filter(|m| m.namespace().as_deref() == Some(pass.ns.as_str()))
+        .collect();
+    // A claim made by a pass that stopped before recording it.
+    let taken = mine.iter().find(|m| {
+        m.spec
+            .claim
+            .as_ref()
+            .is_some_and(|c| c.tester_uid == pass.uid)
+    });
+    let machine = match taken {
+        Some(m) => m.clone(),
+        None => {
+            if let Some(why) = mismatch(pass, pool, &warm, need) {
+                return Ok(Err(Some(why)));
+            }
+            let mut ready: Vec<&Arc<WarmMachine>> = mine
+                .iter()
+                .filter(|m| m.claimable() && fits(m, pool, &warm))
+                .collect();
+            ready.sort_by_key(|m| {
+                m.status
+                    .as_ref()
+                    .and_then(|s| s.ready_since.as_ref())
+                    .map(|t| t.0)
+            });
+            let mut got = None;
+            for m in ready {
+                if take(pass, m).await? {
+                    got = Some(m.clone());
+                    break;
+                }
+            }
+            match got {
+                Some(m) => m,
+                None => return Ok(Err(Some(Cold::NoneReady))),
+            }
+        }
+    };
+    record(pass, &machine, need).await?;
+    Ok(Ok(()))
+}
+
+/// Writes this tester's claim on `machine`, if nobody changed it since the cache saw it
+/// unclaimed: `false` when another tester (or a deletion) came first.
+async fn take(pass: &Pass<'_>, machine: &WarmMachine) -> Result<bool> {
+    let api: Api<WarmMachine> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    let claim = WarmClaim {
+        tester: pass.name.clone(),
+        tester_uid: pass.uid.clone(),
+    };
+    let patch = json!({
+        "metadata": {"resourceVersion": machine.resource_version()},
+        "spec": {"claim": claim},
+    });
+    pass.ctx.kube_turn().await;
+    match api
+        .patch(
+            &machine.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            pass.ctx.count_write("patch", "warmmachines");
+            Ok(true)
+        }
+        // Changed since (claimed by another tester, being deleted) or already gone.
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 || s.code == 422 => Ok(false),
+        Err(e) => Err(Error::Kube {
+            action: "claiming a warm machine",
+            source: e,
+        }),
+    }
+}
+
+/// Makes the claimed machine the tester's: its keys into the tester's Secret, its place in the
+/// ledger, its placement and contract into the status (persisted); then the WarmMachine goes.
+async fn record(pass: &mut Pass<'_>, machine: &WarmMachine, need: Need) -> Result<()> {
+    let name = machine.name_any();
+    let status = machine.status.clone().unwrap_or_default();
+    let (Some(placement), Some(contract_id), Some(address), Some(machine_id)) = (
+        status.placement.clone(),
+        status.contract_id,
+        status.private_address.clone(),
+        status.machine_id.clone(),
+    ) else {
+        return Err(Error::MissingField("warm machine status"));
+    };
+    let keys = machine_keys::read(pass.ctx, &pass.ns, &machine.keys_secret_name(), WARM_BUILD)
+        .await?
+        .ok_or(Error::MissingField("warm machine keys"))?;
+    let build = super::machine::wanted_build(pass);
+    machine_keys::hand_over(pass, &keys, &build).await?;
+    {
+        let mut ledger = pass.ctx.ledger.lock().await;
+        if let Some(uid) = machine.uid() {
+            ledger.release(&uid);
+        }
+        ledger.hold(
+            &pass.uid,
+            Holding {
+                node_id: placement.node_id,
+                need,
+                counted_after: None,
+            },
+        );
+        ledger.deployed(&pass.uid, pass.ctx.config.proxy_lag);
+    }
+    let node = placement.node_id;
+    pass.status.placement = Some(placement);
+    pass.status.host = Some(format!("node-{node}"));
+    pass.status.machine = Some(MachineStatus {
+        contract_id: Some(contract_id),
+        private_address: Some(address),
+        machine_id: Some(machine_id),
+        build: Some(build).filter(|b| !b.is_empty()),
+        ..pass.status.machine.clone().unwrap_or_default()
+    });
+    pass.status.warm_start = Some(WarmStart {
+        machine: name.clone(),
+        claimed_at: Time(Timestamp::now()),
+    });
+    super::access::intend(pass).await?;
+    let msg = format!(
+        "took warm machine {name} on node {node} of HostPool {} (contract {contract_id})",
+        pass.tester.spec.host_pool
+    );
+    pass.set(SCHEDULED, true, "ClaimedWarmMachine", &msg);
+    pass.event(EventType::Normal, "ClaimedWarmMachine", &msg);
+    pass.persist().await?;
+    pass.ctx
+        .metrics
+        .warm_claims
+        .with_label_values(&[&pass.ns, &pass.tester.spec.host_pool])
+        .inc();
+    tracing::info!(tester = %pass.name, warm_machine = %name, node, contract = contract_id, "claimed a warm machine");
+    // Handed over: the WarmMachine goes (its clean-up leaves the contract to the tester). Should
+    // this fail, the WarmMachine's own reconcile sees the claim recorded and deletes it.
+    let api: Api<WarmMachine> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
+    pass.ctx.kube_turn().await;
+    match api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => pass.ctx.count_write("delete", "warmmachines"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(tester = %pass.name, warm_machine = %name, error = %e, "deleting the claimed warm machine failed; its reconcile will");
+        }
+    }
+    Ok(())
+}
+
+/// Whether the tester's status records `machine` and its contract: the hand-over is complete
+/// (the WarmMachine's reconcile then deletes it and leaves the contract alone).
+pub fn recorded(tester: &crate::resources::Tester, machine: &WarmMachine) -> bool {
+    let Some(status) = tester.status.as_ref() else {
+        return false;
+    };
+    status
+        .warm_start
+        .as_ref()
+        .is_some_and(|w| w.machine == machine.name_any())
+        && status.machine.as_ref().and_then(|m| m.contract_id)
+            == machine.status.as_ref().and_then(|s| s.contract_id)
+}

@@ -1,0 +1,458 @@
+//! Building one warm machine: placed by the scheduler and its ledger like a tester's, its own
+//! random keys, a VM contract (adopted by node + hash after a restart), the deployment, the
+//! agent answering, the apps installed. The gate stays closed: no step here sets one, so the
+//! agent serves nothing but `/health` until a tester claims the machine.
+
+use std::time::Duration;
+
+use gridapi::{
+    ErrorCategory,
+    agent::{AgentTarget, InstallRequest, InstallState},
+};
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+use crate::{
+    context::Context,
+    error::{Error, KubeContext, Result},
+    resources::{HostPool, Placement, WarmMachine, WarmMachineStatus, WarmPhase},
+    scheduler::{Holding, Need, place},
+    tester::{
+        Flow, MANAGER,
+        deployment::{self, ContractTag, MachineKeys},
+        grid::{cancel, contract_for, deploy, deployment as deployed_on, node_contract},
+        machine_keys,
+        schedule::LISTING_MAX_AGE,
+    },
+};
+
+/// The build name of every warm machine's keys and contract tag.
+pub const WARM_BUILD: &str = "warm";
+
+/// How often a Ready warm machine's agent is asked whether it is still well.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How many failed installs a warm machine gets before it is given up (and replaced).
+const INSTALL_ATTEMPTS: u32 = 3;
+
+/// One pass over one warm machine.
+pub struct Build<'a> {
+    /// Shared clients and state.
+    pub ctx: &'a Context,
+    /// The machine as the pass started.
+    pub machine: &'a WarmMachine,
+    /// Its pool.
+    pub pool: &'a HostPool,
+    /// Namespace.
+    pub ns: String,
+    /// Name.
+    pub name: String,
+    /// UID (its ledger key and contract tag).
+    pub uid: String,
+    /// The status being built up, written at the end of the pass when it changed.
+    pub status: WarmMachineStatus,
+}
+
+impl Build<'_> {
+    fn need(&self) -> Need {
+        let r = &self.machine.spec.resources;
+        Need::from_gib(r.cpu, r.memory_gib, r.disk_gib)
+    }
+
+    fn tag(&self) -> ContractTag {
+        ContractTag {
+            tester: self.uid.clone(),
+            kind: "vm".into(),
+            build: WARM_BUILD.into(),
+        }
+    }
+
+    fn set(&mut self, phase: WarmPhase, message: impl Into<String>) {
+        self.status.phase = phase;
+        self.status.message = message.into();
+    }
+
+    fn agent(&self) -> Result<AgentTarget> {
+        Ok(AgentTarget {
+            mycelium_ip: self
+                .status
+                .private_address
+                .clone()
+                .ok_or(Error::MissingField("status.privateAddress"))?,
+            machine_id: self
+                .status
+                .machine_id
+                .clone()
+                .ok_or(Error::MissingField("status.machineId"))?,
+        })
+    }
+
+    /// The install every warm machine of this spec gets: the gateway app and the pool's apps.
+    pub fn install_request(&self) -> InstallRequest {
+        let mut apps: Vec<String> = vec!["gateway".into()];
+        apps.extend(
+            self.machine
+                .spec
+                .apps
+                .iter()
+                .map(|a| a.as_str().to_string()),
+        );
+        InstallRequest {
+            channel: crate::tester::grid_channel(self.machine.spec.channel),
+            apps,
+            index_url: self.ctx.config.release_index_url(),
+        }
+    }
+
+    /// Writes the status when it changed.
+    pub async fn persist(&mut self) -> Result<()> {
+        if self.machine.status.as_ref() == Some(&self.status) {
+            return Ok(());
+        }
+        let api: Api<WarmMachine> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let patch = json!({
+            "apiVersion": "sandbox.hero.dev/v1alpha1",
+            "kind": "WarmMachine",
+            "status": self.status,
+        });
+        self.ctx.kube_turn().await;
+        api.patch_status(
+            &self.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .kube("writing the WarmMachine status")?;
+        self.ctx.count_write("patch", "warmmachines/status");
+        Ok(())
+    }
+}
+
+/// Runs the build steps in order until one stops the pass.
+pub async fn build(b: &mut Build<'_>) -> Result<Flow> {
+    if let flow @ Flow::Requeue(_) = placed(b).await? {
+        return Ok(flow);
+    }
+    if let flow @ Flow::Requeue(_) = deployed(b).await? {
+        return Ok(flow);
+    }
+    if let flow @ Flow::Requeue(_) = reachable(b).await? {
+        return Ok(flow);
+    }
+    if let flow @ Flow::Requeue(_) = installed(b).await? {
+        return Ok(flow);
+    }
+    Ok(Flow::Requeue(HEALTH_INTERVAL))
+}
+
+/// A place on a node, held in the ledger and written before any grid call.
+async fn placed(b: &mut Build<'_>) -> Result<Flow> {
+    let need = b.need();
+    if let Some(p) = &b.status.placement {
+        let mut ledger = b.ctx.ledger.lock().await;
+        if ledger.holding(&b.uid).is_none() {
+            ledger.hold(
+                &b.uid,
+                Holding {
+                    node_id: p.node_id,
+                    need,
+                    counted_after: None,
+                },
+            );
+        }
+        return Ok(Flow::Continue);
+    }
+    let key = format!("{}/{}", b.ns, b.pool.name_any());
+    let listing = crate::tester::pool_nodes(b.ctx, &key, b.pool, LISTING_MAX_AGE).await?;
+    let own_gateway = listing.gateways.is_empty();
+    let mut ledger = b.ctx.ledger.lock().await;
+    let rooms: Vec<_> = ledger
+        .rooms(&listing.nodes, listing.listed_at)
+        .into_iter()
+        .filter(|r| !own_gateway || r.node.domain.is_some())
+        .collect();
+    match place(&rooms, need, b.pool.spec.placement) {
+        Ok(node_id) => {
+            ledger.hold(
+                &b.uid,
+                Holding {
+                    node_id,
+                    need,
+                    counted_after: None,
+                },
+            );
+            drop(ledger);
+            b.status.placement = Some(Placement {
+                node_id,
+                cpu: need.cpu,
+                memory_bytes: need.memory,
+                disk_bytes: need.disk,
+            });
+            b.set(WarmPhase::Deploying, format!("placed on node {node_id}"));
+            if let Err(e) = b.persist().await {
+                b.ctx.ledger.lock().await.release(&b.uid);
+                return Err(e);
+            }
+            Ok(Flow::Continue)
+        }
+        Err(why) => {
+            drop(ledger);
+            b.set(
+                WarmPhase::Pending,
+                format!(
+                    "no node of the pool has room ({}); nothing was created on the grid",
+                    why.reason()
+                ),
+            );
+            Ok(Flow::Requeue(Duration::from_secs(30)))
+        }
+    }
+}
+
+/// The machine's keys and the VM deployment they make.
+async fn desired(b: &mut Build<'_>) -> Result<(MachineKeys, gridapi::zos::Deployment)> {
+    let placement = b
+        .status
+        .placement
+        .clone()
+        .ok_or(Error::MissingField("status.placement"))?;
+    let meta = ObjectMeta {
+        name: Some(b.machine.keys_secret_name()),
+        namespace: Some(b.ns.clone()),
+        owner_references: Some(vec![
+            b.machine
+                .controller_owner_ref(&())
+                .ok_or(Error::MissingField("metadata.uid"))?,
+        ]),
+        ..Default::default()
+    };
+    let keys = machine_keys::kept(b.ctx, &b.ns, meta, WARM_BUILD).await?;
+    b.status.machine_id = Some(keys.machine_id.clone());
+    let d = deployment::vm(
+        b.ctx.grid.twin_id(),
+        &placement,
+        &keys,
+        &b.ctx.agent_public_key.to_base64(),
+        &b.tag(),
+    );
+    Ok((keys, d))
+}
+
+/// The contract and the deployment, up on the node.
+async fn deployed(b: &mut Build<'_>) -> Result<Flow> {
+    let node = b
+        .status
+        .placement
+        .as_ref()
+        .ok_or(Error::MissingField("status.placement"))?
+        .node_id;
+    let contract_id = match b.status.contract_id {
+        Some(id) => id,
+        None => {
+            let (_, d) = desired(b).await?;
+            let hash = d.challenge_hash();
+            let id = match contract_for(b.ctx, node, &hash).await? {
+                Some(id) => id,
+                None => node_contract(b.ctx, node, &hash, &b.tag()).await?.0,
+            };
+            b.status.contract_id = Some(id);
+            id
+        }
+    };
+    let on_node = match deployed_on(b.ctx, node, contract_id).await {
+        Ok(d) => d,
+        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => {
+            let (_, mut d) = desired(b).await?;
+            d.contract_id = contract_id;
+            deploy(b.ctx, node, &d).await?;
+            deployed_on(b.ctx, node, contract_id).await?
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some((workload, message)) = on_node.errors().first() {
+        let message = format!("workload {workload} failed on node {node}: {message}");
+        b.set(WarmPhase::Failed, message);
+        return Ok(Flow::Requeue(Duration::from_secs(30)));
+    }
+    if !on_node.all_ok() {
+        b.set(
+            WarmPhase::Deploying,
+            format!("node {node} is deploying the VM (contract {contract_id})"),
+        );
+        return Ok(Flow::Requeue(Duration::from_secs(2)));
+    }
+    b.ctx
+        .ledger
+        .lock()
+        .await
+        .deployed(&b.uid, b.ctx.config.proxy_lag);
+    if b.status.private_address.is_none() || b.status.machine_id.is_none() {
+        let reported = on_node
+            .workload("vm")
+            .and_then(|w| w.zmachine_result())
+            .map(|r| r.mycelium_ip)
+            .unwrap_or_default();
+        let (keys, _) = desired(b).await?;
+        b.status.private_address = Some(if reported.is_empty() {
+            keys.mycelium_ip()
+        } else {
+            reported
+        });
+    }
+    Ok(Flow::Continue)
+}
+
+/// The agent answers.
+async fn reachable(b: &mut Build<'_>) -> Result<Flow> {
+    let target = b.agent()?;
+    match b
+        .ctx
+        .grid("agent_config", b.ctx.grid.agents.config(&target))
+        .await
+    {
+        Ok(_) => Ok(Flow::Continue),
+        Err(Error::Grid { source, .. }) if source.is_retry_later() => {
+            if b.status.phase == WarmPhase::Ready {
+                // Was well: the health check decides.
+                return Ok(Flow::Continue);
+            }
+            b.set(
+                WarmPhase::Deploying,
+                format!(
+                    "VM deployed but not reachable yet at {}; a new VM can take minutes",
+                    target.mycelium_ip
+                ),
+            );
+            Ok(Flow::Requeue(Duration::from_secs(2)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The apps installed; then the machine is Ready, and stays so while its install holds.
+async fn installed(b: &mut Build<'_>) -> Result<Flow> {
+    let target = b.agent()?;
+    let request = b.install_request();
+    let status = match b
+        .ctx
+        .grid(
+            "agent_install_status",
+            b.ctx.grid.agents.install_status(&target),
+        )
+        .await
+    {
+        Ok(s) => s,
+        Err(Error::Grid { source, .. })
+            if source.is_retry_later() && b.status.phase == WarmPhase::Ready =>
+        {
+            b.set(
+                WarmPhase::Failed,
+                format!("its agent stopped answering: {source}"),
+            );
+            return Ok(Flow::Requeue(Duration::from_secs(30)));
+        }
+        Err(e) => return Err(e),
+    };
+    let same = status.channel == Some(request.channel)
+        && status
+            .apps
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            == request.apps.iter().collect();
+    match (status.state, same) {
+        (InstallState::Succeeded, true) => {
+            if b.status.phase != WarmPhase::Ready {
+                b.status.ready_since = Some(Time(Timestamp::now()));
+                tracing::info!(warm_machine = %b.name, "warm machine ready");
+            }
+            b.status.versions = status
+                .components
+                .iter()
+                .filter(|(k, _)| request.apps.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let node = b.status.placement.as_ref().map_or(0, |p| p.node_id);
+            b.set(
+                WarmPhase::Ready,
+                format!(
+                    "ready to be claimed: VM on node {node}, {} apps installed, gate closed",
+                    request.apps.len()
+                ),
+            );
+            Ok(Flow::Continue)
+        }
+        (InstallState::Running | InstallState::Pending, _) => {
+            b.set(
+                WarmPhase::Installing,
+                format!("installing {} apps", request.apps.len()),
+            );
+            Ok(Flow::Requeue(Duration::from_secs(2)))
+        }
+        (InstallState::Failed, true) if status.attempt >= INSTALL_ATTEMPTS => {
+            b.set(
+                WarmPhase::Failed,
+                format!("the install failed {} times", status.attempt),
+            );
+            Ok(Flow::Requeue(Duration::from_secs(30)))
+        }
+        _ => {
+            b.ctx
+                .grid(
+                    "agent_start_install",
+                    b.ctx.grid.agents.start_install(&target, &request),
+                )
+                .await?;
+            b.set(
+                WarmPhase::Installing,
+                format!("installing {} apps", request.apps.len()),
+            );
+            Ok(Flow::Requeue(Duration::from_secs(2)))
+        }
+    }
+}
+
+/// Gives the machine up on the grid: its contract cancelled, its place released.
+pub async fn tear_down(ctx: &Context, machine: &WarmMachine) -> Result<()> {
+    if let Some(id) = machine.status.as_ref().and_then(|s| s.contract_id) {
+        cancel(ctx, id).await?;
+    }
+    // A contract made but not recorded is found by its node + hash (the keys are kept).
+    if let (Some(placement), Some(uid)) = (
+        machine.status.as_ref().and_then(|s| s.placement.clone()),
+        machine.uid(),
+    ) && let Some(keys) = machine_keys::read(
+        ctx,
+        &machine.namespace().unwrap_or_default(),
+        &machine.keys_secret_name(),
+        WARM_BUILD,
+    )
+    .await?
+    {
+        let tag = ContractTag {
+            tester: uid.clone(),
+            kind: "vm".into(),
+            build: WARM_BUILD.into(),
+        };
+        let d = deployment::vm(
+            ctx.grid.twin_id(),
+            &placement,
+            &keys,
+            &ctx.agent_public_key.to_base64(),
+            &tag,
+        );
+        if let Some(id) = contract_for(ctx, placement.node_id, &d.challenge_hash()).await? {
+            cancel(ctx, id).await?;
+        }
+    }
+    if let Some(uid) = machine.uid() {
+        ctx.ledger.lock().await.release(&uid);
+    }
+    Ok(())
+}
