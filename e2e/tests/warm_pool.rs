@@ -18,6 +18,11 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A HostPool over `nodes` keeping `size` machines warm, built `max_building` at a time.
 fn warm_pool(name: &str, nodes: &[u32], size: u32, max_building: u32) -> String {
+    warm_pool_named(name, nodes, size, max_building, "own")
+}
+
+/// The same, with `warmPool.names` set.
+fn warm_pool_named(name: &str, nodes: &[u32], size: u32, max_building: u32, names: &str) -> String {
     serde_json::to_string(&json!({
         "apiVersion": "sandbox.hero.dev/v1alpha1",
         "kind": "HostPool",
@@ -25,7 +30,7 @@ fn warm_pool(name: &str, nodes: &[u32], size: u32, max_building: u32) -> String 
         "spec": {
             "nodes": nodes,
             "perTester": {"cpu": 1, "memoryGiB": 2, "diskGiB": 20},
-            "warmPool": {"size": size, "maxBuilding": max_building},
+            "warmPool": {"size": size, "maxBuilding": max_building, "names": names},
         },
     }))
     .unwrap()
@@ -337,4 +342,69 @@ async fn a_controller_killed_mid_claim_gives_no_machine_twice_and_leaks_nothing(
     wait::all_until(&warm, TIMEOUT, "no warm machine left", |all| all.is_empty())
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_neutral_names_the_tester_answers_at_the_name_its_warm_machine_registered() {
+    let s = Stack::start("warmname", &[TestNode::new(1, 1000, 64)], "", &[]).await;
+    let (warm, _) = apis(&s).await;
+    s.apply(&warm_pool_named("pool", &[1], 1, 1, "neutral"));
+    let built = warm_ready(&warm, 1).await;
+    let w = built[0].status.clone().unwrap();
+    let (name, url) = (w.gateway_name.clone().unwrap(), w.url.clone().unwrap());
+    assert!(name.starts_with('w') && !name.contains("nora"), "{name}");
+    // Its three contracts: the VM, the name, the gateway.
+    let machine_contracts: BTreeSet<u64> =
+        [w.contract_id, w.name_contract_id, w.gateway_contract_id]
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+    assert_eq!(contracts(&s).await, machine_contracts);
+
+    s.apply(&tester("n", "nora", "pool").build());
+    let t = wait::ready(&s.api, "n", TIMEOUT).await.unwrap();
+    let status = t.status.clone().unwrap();
+    assert_eq!(status.gateway_name.as_deref(), Some(name.as_str()));
+    assert_eq!(status.url.as_deref(), Some(url.as_str()));
+    let m = status.machine.clone().unwrap();
+    assert_eq!(
+        [m.contract_id, m.name_contract_id, m.gateway_contract_id]
+            .into_iter()
+            .map(Option::unwrap)
+            .collect::<BTreeSet<_>>(),
+        machine_contracts,
+        "the tester runs on the warm machine's VM, name and gateway: nothing was remade"
+    );
+    e2e::probe::gate_sends_strangers_to(&url, &s.forge.url).await;
+
+    // A tester asking for its own name starts cold here, and says why.
+    s.apply(
+        &tester("c", "cole", "pool")
+            .with("gatewayName", json!("colecustom"))
+            .build(),
+    );
+    let c = wait::ready(&s.api, "c", TIMEOUT).await.unwrap();
+    let cs = c.status.unwrap();
+    assert!(cs.warm_start.is_none());
+    assert_eq!(cs.gateway_name.as_deref(), Some("colecustom"));
+    let scheduled = find_condition(&cs.conditions, "Scheduled").unwrap();
+    assert!(
+        scheduled.message.contains("asks for its own gatewayName"),
+        "{}",
+        scheduled.message
+    );
+
+    // Deleting both testers and the pool leaves nothing on the grid.
+    for n in ["n", "c"] {
+        assert!(s.ns.kubectl(&["delete", "tester", n]).status.success());
+    }
+    assert!(
+        s.ns.kubectl(&["delete", "hostpool", "pool"])
+            .status
+            .success()
+    );
+    for n in ["n", "c"] {
+        wait::gone(&s.api, n, TIMEOUT).await.unwrap();
+    }
+    grid_holds(&s, &BTreeSet::new()).await;
 }

@@ -23,7 +23,7 @@ pub use tester::{
     SignInClientStatus, Tester, TesterSpec, TesterStatus,
 };
 pub use warmmachine::{
-    WarmClaim, WarmMachine, WarmMachineSpec, WarmMachineStatus, WarmPhase, WarmPool,
+    WarmClaim, WarmMachine, WarmMachineSpec, WarmMachineStatus, WarmNames, WarmPhase, WarmPool,
     WarmPoolStatus, WarmStart,
 };
 

@@ -44,6 +44,9 @@ pub struct WarmMachineSpec {
     pub channel: Channel,
     /// The apps installed on it (besides the gateway app every machine has).
     pub apps: Vec<App>,
+    /// Whether it pre-registers a neutral gateway name that becomes its tester's address.
+    #[serde(default)]
+    pub neutral_name: bool,
     /// The Tester that took this machine. Set once, by the controller, guarded by the
     /// object's resourceVersion so that two Testers never take the same machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +109,21 @@ pub struct WarmMachineStatus {
     /// When it became claimable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_since: Option<Time>,
+    /// Its pre-registered neutral gateway name (`neutralName` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_name: Option<String>,
+    /// The name contract holding `gatewayName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_contract_id: Option<u64>,
+    /// The contract of the gateway deployment routing the name to the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_contract_id: Option<u64>,
+    /// The node running the name proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_node_id: Option<u32>,
+    /// The address the name gives (the tester's address once claimed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl WarmMachine {
@@ -143,11 +161,29 @@ pub struct WarmPool {
     #[serde(default = "App::default_set")]
     #[schemars(length(max = 8))]
     pub apps: Vec<App>,
+    /// Whose name a claimed machine answers at: `own` (default) binds the tester's own name
+    /// (`<account>-<suffix>` or its `gatewayName`) at claim, which costs one name contract and
+    /// one gateway set-up; `neutral` has each warm machine pre-register a neutral name that
+    /// becomes the tester's address at claim, ready in seconds (a Tester with a custom
+    /// `gatewayName` then starts cold).
+    #[serde(default)]
+    pub names: WarmNames,
     /// How many warm machines are built at once (1-10, default 2): refills and rolls to a newer
     /// release go this fast, never emptying the pool.
     #[serde(default = "default_max_building")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 10").message("warmPool.maxBuilding must be between 1 and 10"))]
     pub max_building: u32,
+}
+
+/// Whose name a claimed warm machine answers at.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WarmNames {
+    /// The tester's own name, bound at claim.
+    #[default]
+    Own,
+    /// A neutral name each warm machine pre-registers.
+    Neutral,
 }
 
 fn default_max_building() -> u32 {
@@ -181,6 +217,10 @@ pub struct WarmPoolStatus {
 pub struct WarmStart {
     /// The WarmMachine it took (deleted once the Tester recorded it).
     pub machine: String,
+    /// The UID of that WarmMachine when the tester took its neutral name too (its gateway
+    /// deployment carries that UID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_by: Option<String>,
     /// When it took it.
     pub claimed_at: Time,
 }

@@ -33,8 +33,14 @@ pub async fn gateway(pass: &mut Pass<'_>) -> Result<Flow> {
         .as_ref()
         .and_then(|m| m.private_address.clone())
         .ok_or(Error::MissingField("status.machine.privateAddress"))?;
+    // A neutral name taken with a warm machine keeps the gateway deployment that machine made.
     let tag = ContractTag {
-        tester: pass.uid.clone(),
+        tester: pass
+            .status
+            .warm_start
+            .as_ref()
+            .and_then(|w| w.named_by.clone())
+            .unwrap_or_else(|| pass.uid.clone()),
         kind: "gw".into(),
         build: String::new(),
     };
@@ -58,7 +64,7 @@ pub async fn gateway(pass: &mut Pass<'_>) -> Result<Flow> {
         .and_then(|w| w.gateway_result())
         .map(|r| r.fqdn)
         .filter(|f| !f.is_empty());
-    let domain = node_domain(pass, node).await?;
+    let domain = node_domain(pass.ctx, node).await?;
     let fqdn = fqdn_reported
         .clone()
         .unwrap_or_else(|| format!("{name}.{domain}"));
@@ -430,11 +436,8 @@ async fn gateway_contract(
 }
 
 /// The node's gateway domain, from the proxy.
-async fn node_domain(pass: &Pass<'_>, node: u32) -> Result<String> {
-    let n = pass
-        .ctx
-        .grid("get_node", pass.ctx.grid.proxy.node(node))
-        .await?;
+pub(crate) async fn node_domain(ctx: &crate::context::Context, node: u32) -> Result<String> {
+    let n = ctx.grid("get_node", ctx.grid.proxy.node(node)).await?;
     n.info
         .public_config
         .domain()

@@ -15,7 +15,7 @@ pub(crate) mod deployment;
 mod email;
 pub mod freshness;
 mod gate;
-mod gateway;
+pub(crate) mod gateway;
 pub(crate) mod grid;
 mod install;
 mod machine;

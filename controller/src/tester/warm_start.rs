@@ -19,7 +19,9 @@ use serde_json::json;
 use super::{Pass, conditions::SCHEDULED, machine_keys};
 use crate::{
     error::{Error, Result},
-    resources::{App, HostPool, MachineStatus, WarmClaim, WarmMachine, WarmPool, WarmStart},
+    resources::{
+        App, HostPool, MachineStatus, WarmClaim, WarmMachine, WarmNames, WarmPool, WarmStart,
+    },
     scheduler::{Holding, Need},
     warm::WARM_BUILD,
 };
@@ -33,6 +35,8 @@ pub enum Cold {
     Channel,
     /// Its app set differs from the warm pool's.
     Apps,
+    /// It asks for a custom gateway name; the pool's machines come with neutral names.
+    GatewayName,
     /// No warm machine is ready.
     NoneReady,
 }
@@ -44,6 +48,7 @@ impl Cold {
             Cold::Resources => "Resources",
             Cold::Channel => "Channel",
             Cold::Apps => "Apps",
+            Cold::GatewayName => "GatewayName",
             Cold::NoneReady => "NoneReady",
         }
     }
@@ -57,6 +62,7 @@ impl Cold {
                 warm.channel.as_str()
             ),
             Cold::Apps => "started cold: its app set differs from the warm pool's".into(),
+            Cold::GatewayName => "started cold: it asks for its own gatewayName and the warm pool's machines come with neutral names".into(),
             Cold::NoneReady => "started cold: no warm machine was ready".into(),
         }
     }
@@ -74,6 +80,9 @@ pub fn mismatch(pass: &Pass<'_>, pool: &HostPool, warm: &WarmPool, need: Need) -
     if app_set(&pass.tester.spec.apps) != app_set(&warm.apps) {
         return Some(Cold::Apps);
     }
+    if warm.names == WarmNames::Neutral && pass.tester.spec.gateway_name.is_some() {
+        return Some(Cold::GatewayName);
+    }
     None
 }
 
@@ -87,6 +96,7 @@ fn fits(machine: &WarmMachine, pool: &HostPool, warm: &WarmPool) -> bool {
     machine.spec.host_pool == pool.name_any()
         && machine.spec.resources == pool.spec.per_tester
         && machine.spec.channel == warm.channel
+        && machine.spec.neutral_name == (warm.names == WarmNames::Neutral)
         && app_set(&machine.spec.apps) == app_set(&warm.apps)
 }
 
@@ -103,6 +113,17 @@ pub async fn claim(
     let Some(stores) = pass.ctx.stores.get() else {
         return Ok(Err(None));
     };
+    // A claim this tester made before a restart is only known once the WarmMachine cache has
+    // listed: deciding "cold" before that would leave the claimed machine to nobody.
+    if tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stores.warm.wait_until_ready(),
+    )
+    .await
+    .is_err()
+    {
+        return Err(Error::Stale);
+    }
     let mine: Vec<Arc<WarmMachine>> = stores
         .warm
         .state()
@@ -226,8 +247,31 @@ async fn record(pass: &mut Pass<'_>, machine: &WarmMachine, need: Need) -> Resul
         build: Some(build).filter(|b| !b.is_empty()),
         ..pass.status.machine.clone().unwrap_or_default()
     });
+    // Its neutral name and gateway too, when it has them (and the tester has no name yet).
+    let named_by = match (
+        &status.gateway_name,
+        status.name_contract_id,
+        status.url.clone(),
+    ) {
+        (Some(gateway_name), Some(name_contract), Some(url))
+            if pass.status.gateway_name.is_none() =>
+        {
+            let m = pass
+                .status
+                .machine
+                .get_or_insert_with(MachineStatus::default);
+            m.name_contract_id = Some(name_contract);
+            m.gateway_contract_id = status.gateway_contract_id;
+            m.gateway_node_id = status.gateway_node_id;
+            pass.status.gateway_name = Some(gateway_name.clone());
+            pass.status.url = Some(url);
+            machine.uid()
+        }
+        _ => None,
+    };
     pass.status.warm_start = Some(WarmStart {
         machine: name.clone(),
+        named_by,
         claimed_at: Time(Timestamp::now()),
     });
     super::access::intend(pass).await?;
@@ -256,6 +300,19 @@ async fn record(pass: &mut Pass<'_>, machine: &WarmMachine, need: Need) -> Resul
         }
     }
     Ok(())
+}
+
+/// Whether the tester has a machine of its own that is not `machine` (it started cold, or took
+/// another): it will never record `machine`.
+pub fn placed_elsewhere(tester: &crate::resources::Tester, machine: &WarmMachine) -> bool {
+    let Some(status) = tester.status.as_ref() else {
+        return false;
+    };
+    status.placement.is_some()
+        && status
+            .warm_start
+            .as_ref()
+            .is_none_or(|w| w.machine != machine.name_any())
 }
 
 /// Whether the tester's status records `machine` and its contract: the hand-over is complete

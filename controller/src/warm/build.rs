@@ -1,7 +1,8 @@
 //! Building one warm machine: placed by the scheduler and its ledger like a tester's, its own
 //! random keys, a VM contract (adopted by node + hash after a restart), the deployment, the
 //! agent answering, the apps installed. The gate stays closed: no step here sets one, so the
-//! agent serves nothing but `/health` until a tester claims the machine.
+//! agent serves nothing but `/health` until a tester claims the machine. With neutral names the
+//! machine also gets its name and gateway ([`super::name`]).
 
 use std::time::Duration;
 
@@ -74,7 +75,8 @@ impl Build<'_> {
         }
     }
 
-    fn set(&mut self, phase: WarmPhase, message: impl Into<String>) {
+    /// Sets the phase and what it says.
+    pub fn set(&mut self, phase: WarmPhase, message: impl Into<String>) {
         self.status.phase = phase;
         self.status.message = message.into();
     }
@@ -144,6 +146,9 @@ pub async fn build(b: &mut Build<'_>) -> Result<Flow> {
         return Ok(flow);
     }
     if let flow @ Flow::Requeue(_) = reachable(b).await? {
+        return Ok(flow);
+    }
+    if let flow @ Flow::Requeue(_) = super::name::named(b).await? {
         return Ok(flow);
     }
     if let flow @ Flow::Requeue(_) = installed(b).await? {
@@ -420,8 +425,26 @@ async fn installed(b: &mut Build<'_>) -> Result<Flow> {
 
 /// Gives the machine up on the grid: its contract cancelled, its place released.
 pub async fn tear_down(ctx: &Context, machine: &WarmMachine) -> Result<()> {
-    if let Some(id) = machine.status.as_ref().and_then(|s| s.contract_id) {
+    let status = machine.status.clone().unwrap_or_default();
+    for id in [
+        status.gateway_contract_id,
+        status.name_contract_id,
+        status.contract_id,
+    ]
+    .into_iter()
+    .flatten()
+    {
         cancel(ctx, id).await?;
+    }
+    // A name kept in the status whose contract was made but not recorded.
+    if status.name_contract_id.is_none()
+        && let Some(name) = &status.gateway_name
+        && let Some(owner) = ctx
+            .grid("name_owner", ctx.grid.chain.name_owner(name))
+            .await?
+        && owner.twin_id == ctx.grid.twin_id()
+    {
+        cancel(ctx, owner.contract_id).await?;
     }
     // A contract made but not recorded is found by its node + hash (the keys are kept).
     if let (Some(placement), Some(uid)) = (

@@ -8,6 +8,7 @@
 //! never cancelled under a tester and never leaked.
 
 mod build;
+mod name;
 pub mod pool;
 
 use std::{sync::Arc, time::Duration};
@@ -78,7 +79,8 @@ enum Claimant {
     Recorded,
     /// It exists and has not recorded it yet.
     Pending,
-    /// It no longer exists (deleted, or another object now has its name).
+    /// It no longer exists (deleted, or another object now has its name), or it has a machine
+    /// of its own and will never take this one.
     Gone,
 }
 
@@ -99,6 +101,8 @@ async fn claimant(ctx: &Context, machine: &WarmMachine) -> Result<Option<Claiman
         Some(t) if t.uid().as_deref() == Some(claim.tester_uid.as_str()) => {
             if warm_start::recorded(&t, machine) {
                 Claimant::Recorded
+            } else if warm_start::placed_elsewhere(&t, machine) {
+                Claimant::Gone
             } else {
                 Claimant::Pending
             }

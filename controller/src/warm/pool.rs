@@ -22,7 +22,9 @@ use super::warming;
 use crate::{
     context::Context,
     error::{Error, Result},
-    resources::{HostPool, WarmMachine, WarmMachineSpec, WarmPhase, WarmPool, WarmPoolStatus},
+    resources::{
+        HostPool, WarmMachine, WarmMachineSpec, WarmNames, WarmPhase, WarmPool, WarmPoolStatus,
+    },
     tester::warm_start::app_set,
 };
 
@@ -46,6 +48,7 @@ pub struct Plan {
 /// Whether `m` was built for the warm pool as the pool asks for it now.
 fn current_spec(m: &WarmMachine, pool: &HostPool, warm: &WarmPool) -> bool {
     m.spec.resources == pool.spec.per_tester
+        && m.spec.neutral_name == (warm.names == WarmNames::Neutral)
         && m.spec.channel == warm.channel
         && app_set(&m.spec.apps) == app_set(&warm.apps)
 }
@@ -219,6 +222,7 @@ pub async fn keep(ctx: &Context, pool: &HostPool) -> Result<Option<WarmPoolStatu
                     resources: pool.spec.per_tester.clone(),
                     channel: warm.channel,
                     apps: warm.apps.clone(),
+                    neutral_name: warm.names == WarmNames::Neutral,
                     claim: None,
                 },
                 status: None,
@@ -276,6 +280,7 @@ mod tests {
                     channel: Channel::Stable,
                     apps: App::default_set(),
                     max_building,
+                    names: Default::default(),
                 }),
                 gateway_nodes: vec![],
                 gateway_farms: vec![],
@@ -292,6 +297,7 @@ mod tests {
                 resources: TesterResources::default(),
                 channel: Channel::Stable,
                 apps: App::default_set(),
+                neutral_name: false,
                 claim: None,
             },
         );
