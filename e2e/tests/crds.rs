@@ -1,4 +1,4 @@
-//! The three CRDs against the real API server: they install, the examples are accepted, bad
+//! The CRDs against the real API server: they install, the examples are accepted, bad
 //! input is refused at admission with a message that says what is wrong and what is allowed,
 //! and `kubectl explain` / `kubectl get` read well.
 
@@ -48,6 +48,7 @@ fn examples_are_accepted() {
     for obj in [
         "tester.sandbox.hero.dev/alice",
         "hostpool.sandbox.hero.dev/gent",
+        "hostpool.sandbox.hero.dev/gent-warm",
         "sharedengine.sandbox.hero.dev/embedder",
     ] {
         assert!(got.contains(obj), "{obj} missing from {got}");
@@ -149,6 +150,26 @@ fn invalid_objects_are_refused_with_a_clear_message() {
             "maxUnhealthy is a percentage, 0-100",
         ),
         (
+            "HostPool with a warm pool above 50",
+            "apiVersion: sandbox.hero.dev/v1alpha1\nkind: HostPool\nmetadata:\n  name: p\nspec:\n  nodes: [1]\n  warmPool:\n    size: 51\n".into(),
+            "warmPool.size must be between 0 and 50",
+        ),
+        (
+            "HostPool with the deprecated warmPoolSize beside warmPool",
+            "apiVersion: sandbox.hero.dev/v1alpha1\nkind: HostPool\nmetadata:\n  name: p\nspec:\n  nodes: [1]\n  warmPoolSize: 2\n  warmPool:\n    size: 2\n".into(),
+            "warmPoolSize is deprecated: set warmPool.size only",
+        ),
+        (
+            "HostPool building no warm machine at a time",
+            "apiVersion: sandbox.hero.dev/v1alpha1\nkind: HostPool\nmetadata:\n  name: p\nspec:\n  nodes: [1]\n  warmPool:\n    size: 2\n    maxBuilding: 0\n".into(),
+            "warmPool.maxBuilding must be between 1 and 10",
+        ),
+        (
+            "HostPool with unknown warm names",
+            "apiVersion: sandbox.hero.dev/v1alpha1\nkind: HostPool\nmetadata:\n  name: p\nspec:\n  nodes: [1]\n  warmPool:\n    size: 2\n    names: random\n".into(),
+            "spec.warmPool.names: Unsupported value: \"random\": supported values: \"own\", \"neutral\"",
+        ),
+        (
             "SharedEngine with an upper-case kind",
             "apiVersion: sandbox.hero.dev/v1alpha1\nkind: SharedEngine\nmetadata:\n  name: e\nspec:\n  engine: Embedder\n  url: http://e:9000\n  tokenStore:\n    url: http://e:9000/admin\n".into(),
             "engine must be a lowercase engine kind such as 'embedder' or 'voice'",
@@ -228,6 +249,25 @@ fn immutable_fields_cannot_change() {
         "{}",
         stderr(&out)
     );
+
+    // A warm machine's claim is final: no second tester can take it over, nor can it be undone.
+    let warm = |claim: &str| {
+        format!(
+            "apiVersion: sandbox.hero.dev/v1alpha1\nkind: WarmMachine\nmetadata:\n  name: w\nspec:\n  hostPool: gent\n  resources: {{cpu: 1, memoryGiB: 2, diskGiB: 20}}\n  channel: stable\n  apps: [cockpit]\n{claim}"
+        )
+    };
+    let out = ns.apply(&warm(""));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ns.apply(&warm("  claim: {tester: a, testerUid: u1}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    for other in ["  claim: {tester: b, testerUid: u2}\n", ""] {
+        let out = ns.apply(&warm(other));
+        assert!(
+            stderr(&out).contains("a claim is final: it cannot be changed or removed"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
@@ -283,6 +323,8 @@ fn get_shows_the_printer_columns() {
             "FIT",
             "TESTERS",
             "UNHEALTHY",
+            "WARM",
+            "WARMING",
             "AGE"
         ]
     );

@@ -428,6 +428,10 @@ const METRICS: &[(&str, &str)] = &[
     ("sandbox_hostpool_fit", "gauge"),
     ("sandbox_apps_unhealthy", "gauge"),
     ("sandbox_remediations_total", "counter"),
+    ("sandbox_warm_machines", "gauge"),
+    ("sandbox_warm_claims_total", "counter"),
+    ("sandbox_cold_starts_total", "counter"),
+    ("sandbox_warm_claim_to_ready_seconds", "histogram"),
 ];
 
 fn exprs(panel: &serde_json::Value, out: &mut Vec<String>) {
@@ -462,6 +466,9 @@ fn dashboard_is_built_on_the_controllers_metrics() {
         "Grid errors",
         "Testers with an app down",
         "Machines moved off unhealthy nodes",
+        "Warm machines",
+        "Claims and cold starts",
+        "Claim to Ready",
     ] {
         assert!(
             titles.contains(&needed),

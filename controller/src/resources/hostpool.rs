@@ -254,3 +254,30 @@ pub struct NodeCapacity {
     /// How many more testers with the pool's `perTester` resources fit.
     pub fit: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deprecated_warm_pool_size_still_turns_the_warm_pool_on() {
+        let mut spec: HostPoolSpec = serde_json::from_str(r#"{"nodes":[1]}"#).unwrap();
+        assert_eq!(spec.warm(), None, "off by default");
+        spec.warm_pool_size = 3;
+        let warm = spec.warm().unwrap();
+        assert_eq!((warm.size, warm.max_building), (3, 2));
+        assert_eq!(warm.apps.len(), 8, "all apps by default");
+        // warmPool wins (the CRD refuses both at once).
+        let spec: HostPoolSpec =
+            serde_json::from_str(r#"{"nodes":[1],"warmPool":{"size":1,"names":"neutral"}}"#)
+                .unwrap();
+        let warm = spec.warm().unwrap();
+        assert_eq!(
+            (warm.size, warm.names),
+            (1, super::super::WarmNames::Neutral)
+        );
+        let off: HostPoolSpec =
+            serde_json::from_str(r#"{"nodes":[1],"warmPool":{"size":0}}"#).unwrap();
+        assert_eq!(off.warm(), None);
+    }
+}

@@ -144,7 +144,7 @@ impl WarmMachine {
 }
 
 /// How many machines a HostPool keeps warm, and what they carry.
-#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WarmPool {
     /// Machines to keep ready for new testers (0-50). They are real deployments: each holds
@@ -188,6 +188,19 @@ pub enum WarmNames {
 
 fn default_max_building() -> u32 {
     2
+}
+
+impl Default for WarmPool {
+    /// No machine, with the defaults of every other field.
+    fn default() -> Self {
+        Self {
+            size: 0,
+            channel: Channel::default(),
+            apps: App::default_set(),
+            names: WarmNames::default(),
+            max_building: default_max_building(),
+        }
+    }
 }
 
 /// The warm pool's counts, in the HostPool's status.
