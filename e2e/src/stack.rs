@@ -286,6 +286,11 @@ impl Controller {
         Ok(process)
     }
 
+    /// What the controller printed so far (its log lines).
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
+
     /// Kills the controller with SIGKILL (no cleanup of any kind) and starts it again; returns
     /// the output of the killed process.
     pub fn kill_and_restart(&mut self) -> anyhow::Result<String> {

@@ -408,3 +408,50 @@ async fn with_neutral_names_the_tester_answers_at_the_name_its_warm_machine_regi
     }
     grid_holds(&s, &BTreeSet::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_machine_that_fails_its_health_check_is_replaced() {
+    use gridshim::wire::NodeCondition;
+    let nodes = [TestNode::new(1, 1000, 64), TestNode::new(2, 1000, 64)];
+    let s = Stack::start("warmsick", &nodes, "", &[("APP_HEALTH_INTERVAL", "1s")]).await;
+    let (warm, _) = apis(&s).await;
+    s.apply(&warm_pool("pool", &[1, 2], 1, 1));
+    let sick = warm_ready(&warm, 1).await.remove(0);
+    let node = sick
+        .status
+        .as_ref()
+        .unwrap()
+        .placement
+        .as_ref()
+        .unwrap()
+        .node_id;
+
+    let down = NodeCondition {
+        status: Some(gridapi::proxy::NodeStatus::Down),
+        healthy: Some(false),
+    };
+    s.grid.admin.set_node(node, &down).await.unwrap();
+    // Replaced by a machine on the other node; the sick one's contract is cancelled.
+    let replaced = match wait::all_until(&warm, TIMEOUT, "replaced", |all| {
+        all.len() == 1 && ready(&all[0]) && all[0].name_any() != sick.name_any()
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => panic!(
+            "{e}\n{}\n{}",
+            serde_yaml::to_string(&warm.list(&Default::default()).await.unwrap().items).unwrap(),
+            s.controller.as_ref().unwrap().output()
+        ),
+    };
+    let on = replaced[0]
+        .status
+        .as_ref()
+        .unwrap()
+        .placement
+        .as_ref()
+        .unwrap()
+        .node_id;
+    assert_ne!(on, node);
+    grid_holds(&s, &BTreeSet::from([contract_of(&replaced[0])])).await;
+}

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use gridapi::{
-    ErrorCategory,
+    ErrorCategory, ErrorCode,
     agent::{AgentTarget, InstallRequest, InstallState},
 };
 use k8s_openapi::{
@@ -37,8 +37,14 @@ use crate::{
 /// The build name of every warm machine's keys and contract tag.
 pub const WARM_BUILD: &str = "warm";
 
-/// How often a Ready warm machine's agent is asked whether it is still well.
-pub const HEALTH_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a Ready warm machine's agent is asked whether it is still well: as often as a
+/// tester's apps (`APP_HEALTH_INTERVAL`, at most `RESYNC`).
+pub fn health_interval(ctx: &Context) -> Duration {
+    ctx.config.resync.min(ctx.config.app_health_interval)
+}
+
+/// How long a node that did not answer is kept out of warm machines' placements.
+const REFUSED_COOL_DOWN: Duration = Duration::from_secs(300);
 
 /// How many failed installs a warm machine gets before it is given up (and replaced).
 const INSTALL_ATTEMPTS: u32 = 3;
@@ -137,13 +143,56 @@ impl Build<'_> {
     }
 }
 
-/// Runs the build steps in order until one stops the pass.
+/// Runs the build steps in order until one stops the pass; a Ready machine only has its health
+/// checked. A build that has not finished in twice the reachability time-out is given up (the
+/// pool replaces it).
 pub async fn build(b: &mut Build<'_>) -> Result<Flow> {
+    if b.status.phase == WarmPhase::Ready {
+        return healthy(b).await;
+    }
+    let limit = 2 * b.ctx.config.scaled(b.ctx.config.reachability_timeout);
+    let age = b
+        .machine
+        .creation_timestamp()
+        .map(|t| Timestamp::now().duration_since(t.0).unsigned_abs())
+        .unwrap_or_default();
+    let flow = steps(b).await;
+    if age > limit && b.status.phase != WarmPhase::Ready {
+        let why = match &flow {
+            Err(e) => e.to_string(),
+            Ok(_) => b.status.message.clone(),
+        };
+        b.set(
+            WarmPhase::Failed,
+            format!(
+                "not built after {}: {why}",
+                humantime::format_duration(Duration::from_secs(limit.as_secs()))
+            ),
+        );
+        return Ok(Flow::Requeue(Duration::from_secs(30)));
+    }
+    flow
+}
+
+async fn steps(b: &mut Build<'_>) -> Result<Flow> {
     if let flow @ Flow::Requeue(_) = placed(b).await? {
         return Ok(flow);
     }
-    if let flow @ Flow::Requeue(_) = deployed(b).await? {
-        return Ok(flow);
+    match deployed(b).await {
+        Ok(Flow::Continue) => {}
+        Ok(flow) => return Ok(flow),
+        // A node that does not answer is not waited for: this machine is given up (the pool
+        // builds another, elsewhere) and the node kept out of placements for a while.
+        Err(Error::Grid { source, .. }) if source.code() == ErrorCode::NodeUnreachable => {
+            let node = b.status.placement.as_ref().map_or(0, |p| p.node_id);
+            b.ctx.ledger.lock().await.refused(node, REFUSED_COOL_DOWN);
+            b.set(
+                WarmPhase::Failed,
+                format!("node {node} does not answer: {source}"),
+            );
+            return Ok(Flow::Requeue(Duration::from_secs(30)));
+        }
+        Err(e) => return Err(e),
     }
     if let flow @ Flow::Requeue(_) = reachable(b).await? {
         return Ok(flow);
@@ -154,7 +203,41 @@ pub async fn build(b: &mut Build<'_>) -> Result<Flow> {
     if let flow @ Flow::Requeue(_) = installed(b).await? {
         return Ok(flow);
     }
-    Ok(Flow::Requeue(HEALTH_INTERVAL))
+    Ok(Flow::Requeue(health_interval(b.ctx)))
+}
+
+/// A Ready machine stays Ready while its agent answers with its install intact; otherwise it
+/// is Failed (and replaced): a machine nobody uses is not waited for.
+async fn healthy(b: &mut Build<'_>) -> Result<Flow> {
+    let target = b.agent()?;
+    let request = b.install_request();
+    match b
+        .ctx
+        .grid(
+            "agent_install_status",
+            b.ctx.grid.agents.install_status(&target),
+        )
+        .await
+    {
+        Ok(s) if s.state == InstallState::Succeeded && s.channel == Some(request.channel) => {
+            Ok(Flow::Requeue(health_interval(b.ctx)))
+        }
+        Ok(s) => {
+            b.set(
+                WarmPhase::Failed,
+                format!("its install is no longer intact ({:?})", s.state),
+            );
+            Ok(Flow::Requeue(Duration::from_secs(30)))
+        }
+        Err(Error::Grid { source, .. }) if source.is_retry_later() => {
+            b.set(
+                WarmPhase::Failed,
+                format!("its agent stopped answering: {source}"),
+            );
+            Ok(Flow::Requeue(Duration::from_secs(30)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A place on a node, held in the ledger and written before any grid call.
@@ -324,10 +407,6 @@ async fn reachable(b: &mut Build<'_>) -> Result<Flow> {
     {
         Ok(_) => Ok(Flow::Continue),
         Err(Error::Grid { source, .. }) if source.is_retry_later() => {
-            if b.status.phase == WarmPhase::Ready {
-                // Was well: the health check decides.
-                return Ok(Flow::Continue);
-            }
             b.set(
                 WarmPhase::Deploying,
                 format!(
@@ -345,26 +424,13 @@ async fn reachable(b: &mut Build<'_>) -> Result<Flow> {
 async fn installed(b: &mut Build<'_>) -> Result<Flow> {
     let target = b.agent()?;
     let request = b.install_request();
-    let status = match b
+    let status = b
         .ctx
         .grid(
             "agent_install_status",
             b.ctx.grid.agents.install_status(&target),
         )
-        .await
-    {
-        Ok(s) => s,
-        Err(Error::Grid { source, .. })
-            if source.is_retry_later() && b.status.phase == WarmPhase::Ready =>
-        {
-            b.set(
-                WarmPhase::Failed,
-                format!("its agent stopped answering: {source}"),
-            );
-            return Ok(Flow::Requeue(Duration::from_secs(30)));
-        }
-        Err(e) => return Err(e),
-    };
+        .await?;
     let same = status.channel == Some(request.channel)
         && status
             .apps

@@ -147,7 +147,7 @@ async fn apply(machine: Arc<WarmMachine>, ctx: Arc<Context>) -> Result<Action> {
     let flow = build::build(&mut b).await;
     b.persist().await?;
     match flow? {
-        Flow::Continue => Ok(Action::requeue(build::HEALTH_INTERVAL)),
+        Flow::Continue => Ok(Action::requeue(build::health_interval(&ctx))),
         Flow::Requeue(after) => Ok(Action::requeue(ctx.config.scaled(after))),
     }
 }
