@@ -1,7 +1,8 @@
 //! The controller that onboards testers onto a shared sandbox on the grid.
 //!
 //! - [`resources`]: the custom resources (the API).
-//! - [`scheduler`]: placement by real free disk and memory.
+//! - [`scheduler`]: placement by real free disk and memory; [`placements`]: its ledger rebuilt
+//!   at start.
 //! - [`tester`]: the Tester reconciler, one module per step.
 //! - [`hostpool`], [`sharedengine`]: the other reconcilers; [`warm`]: the warm pool (pre-built
 //!   machines new testers claim).
@@ -23,6 +24,7 @@ pub mod hostpool;
 pub mod mail;
 pub mod metrics;
 pub mod names;
+pub mod placements;
 pub mod resources;
 pub mod run;
 pub mod scheduler;

@@ -147,12 +147,9 @@ pub async fn claim(
                 .iter()
                 .filter(|m| m.claimable() && fits(m, pool, &warm))
                 .collect();
-            ready.sort_by_key(|m| {
-                m.status
-                    .as_ref()
-                    .and_then(|s| s.ready_since.as_ref())
-                    .map(|t| t.0)
-            });
+            // Each tester tries the machines in an order of its own, so that testers arriving
+            // together do not all race for the same one (each lost race is a refused write).
+            ready.sort_by_cached_key(|m| crate::names::derived_hex(&pass.uid, &m.name_any(), 4));
             let mut got = None;
             for m in ready {
                 if take(pass, m).await? {

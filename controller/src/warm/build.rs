@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use gridapi::{
     ErrorCategory, ErrorCode,
-    agent::{AgentTarget, InstallRequest, InstallState},
+    agent::{AgentTarget, InstallRequest},
 };
-use k8s_openapi::{
-    apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
-    jiff::Timestamp,
-};
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::ObjectMeta, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -28,7 +25,7 @@ use crate::{
     tester::{
         Flow, MANAGER,
         deployment::{self, ContractTag, MachineKeys},
-        grid::{cancel, contract_for, deploy, deployment as deployed_on, node_contract},
+        grid::{contract_for, deploy, deployment as deployed_on, node_contract},
         machine_keys,
         schedule::LISTING_MAX_AGE,
     },
@@ -45,9 +42,6 @@ pub fn health_interval(ctx: &Context) -> Duration {
 
 /// How long a node that did not answer is kept out of warm machines' placements.
 const REFUSED_COOL_DOWN: Duration = Duration::from_secs(300);
-
-/// How many failed installs a warm machine gets before it is given up (and replaced).
-const INSTALL_ATTEMPTS: u32 = 3;
 
 /// One pass over one warm machine.
 pub struct Build<'a> {
@@ -87,7 +81,8 @@ impl Build<'_> {
         self.status.message = message.into();
     }
 
-    fn agent(&self) -> Result<AgentTarget> {
+    /// How to reach its agent.
+    pub fn agent(&self) -> Result<AgentTarget> {
         Ok(AgentTarget {
             mycelium_ip: self
                 .status
@@ -148,7 +143,7 @@ impl Build<'_> {
 /// pool replaces it).
 pub async fn build(b: &mut Build<'_>) -> Result<Flow> {
     if b.status.phase == WarmPhase::Ready {
-        return healthy(b).await;
+        return super::install::healthy(b).await;
     }
     let limit = 2 * b.ctx.config.scaled(b.ctx.config.reachability_timeout);
     let age = b
@@ -200,44 +195,10 @@ async fn steps(b: &mut Build<'_>) -> Result<Flow> {
     if let flow @ Flow::Requeue(_) = super::name::named(b).await? {
         return Ok(flow);
     }
-    if let flow @ Flow::Requeue(_) = installed(b).await? {
+    if let flow @ Flow::Requeue(_) = super::install::installed(b).await? {
         return Ok(flow);
     }
     Ok(Flow::Requeue(health_interval(b.ctx)))
-}
-
-/// A Ready machine stays Ready while its agent answers with its install intact; otherwise it
-/// is Failed (and replaced): a machine nobody uses is not waited for.
-async fn healthy(b: &mut Build<'_>) -> Result<Flow> {
-    let target = b.agent()?;
-    let request = b.install_request();
-    match b
-        .ctx
-        .grid(
-            "agent_install_status",
-            b.ctx.grid.agents.install_status(&target),
-        )
-        .await
-    {
-        Ok(s) if s.state == InstallState::Succeeded && s.channel == Some(request.channel) => {
-            Ok(Flow::Requeue(health_interval(b.ctx)))
-        }
-        Ok(s) => {
-            b.set(
-                WarmPhase::Failed,
-                format!("its install is no longer intact ({:?})", s.state),
-            );
-            Ok(Flow::Requeue(Duration::from_secs(30)))
-        }
-        Err(Error::Grid { source, .. }) if source.is_retry_later() => {
-            b.set(
-                WarmPhase::Failed,
-                format!("its agent stopped answering: {source}"),
-            );
-            Ok(Flow::Requeue(Duration::from_secs(30)))
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// A place on a node, held in the ledger and written before any grid call.
@@ -418,130 +379,4 @@ async fn reachable(b: &mut Build<'_>) -> Result<Flow> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// The apps installed; then the machine is Ready, and stays so while its install holds.
-async fn installed(b: &mut Build<'_>) -> Result<Flow> {
-    let target = b.agent()?;
-    let request = b.install_request();
-    let status = b
-        .ctx
-        .grid(
-            "agent_install_status",
-            b.ctx.grid.agents.install_status(&target),
-        )
-        .await?;
-    let same = status.channel == Some(request.channel)
-        && status
-            .apps
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            == request.apps.iter().collect();
-    match (status.state, same) {
-        (InstallState::Succeeded, true) => {
-            if b.status.phase != WarmPhase::Ready {
-                b.status.ready_since = Some(Time(Timestamp::now()));
-                tracing::info!(warm_machine = %b.name, "warm machine ready");
-            }
-            b.status.versions = status
-                .components
-                .iter()
-                .filter(|(k, _)| request.apps.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let node = b.status.placement.as_ref().map_or(0, |p| p.node_id);
-            b.set(
-                WarmPhase::Ready,
-                format!(
-                    "ready to be claimed: VM on node {node}, {} apps installed, gate closed",
-                    request.apps.len()
-                ),
-            );
-            Ok(Flow::Continue)
-        }
-        (InstallState::Running | InstallState::Pending, _) => {
-            b.set(
-                WarmPhase::Installing,
-                format!("installing {} apps", request.apps.len()),
-            );
-            Ok(Flow::Requeue(Duration::from_secs(2)))
-        }
-        (InstallState::Failed, true) if status.attempt >= INSTALL_ATTEMPTS => {
-            b.set(
-                WarmPhase::Failed,
-                format!("the install failed {} times", status.attempt),
-            );
-            Ok(Flow::Requeue(Duration::from_secs(30)))
-        }
-        _ => {
-            b.ctx
-                .grid(
-                    "agent_start_install",
-                    b.ctx.grid.agents.start_install(&target, &request),
-                )
-                .await?;
-            b.set(
-                WarmPhase::Installing,
-                format!("installing {} apps", request.apps.len()),
-            );
-            Ok(Flow::Requeue(Duration::from_secs(2)))
-        }
-    }
-}
-
-/// Gives the machine up on the grid: its contract cancelled, its place released.
-pub async fn tear_down(ctx: &Context, machine: &WarmMachine) -> Result<()> {
-    let status = machine.status.clone().unwrap_or_default();
-    for id in [
-        status.gateway_contract_id,
-        status.name_contract_id,
-        status.contract_id,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        cancel(ctx, id).await?;
-    }
-    // A name kept in the status whose contract was made but not recorded.
-    if status.name_contract_id.is_none()
-        && let Some(name) = &status.gateway_name
-        && let Some(owner) = ctx
-            .grid("name_owner", ctx.grid.chain.name_owner(name))
-            .await?
-        && owner.twin_id == ctx.grid.twin_id()
-    {
-        cancel(ctx, owner.contract_id).await?;
-    }
-    // A contract made but not recorded is found by its node + hash (the keys are kept).
-    if let (Some(placement), Some(uid)) = (
-        machine.status.as_ref().and_then(|s| s.placement.clone()),
-        machine.uid(),
-    ) && let Some(keys) = machine_keys::read(
-        ctx,
-        &machine.namespace().unwrap_or_default(),
-        &machine.keys_secret_name(),
-        WARM_BUILD,
-    )
-    .await?
-    {
-        let tag = ContractTag {
-            tester: uid.clone(),
-            kind: "vm".into(),
-            build: WARM_BUILD.into(),
-        };
-        let d = deployment::vm(
-            ctx.grid.twin_id(),
-            &placement,
-            &keys,
-            &ctx.agent_public_key.to_base64(),
-            &tag,
-        );
-        if let Some(id) = contract_for(ctx, placement.node_id, &d.challenge_hash()).await? {
-            cancel(ctx, id).await?;
-        }
-    }
-    if let Some(uid) = machine.uid() {
-        ctx.ledger.lock().await.release(&uid);
-    }
-    Ok(())
 }

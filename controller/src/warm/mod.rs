@@ -8,8 +8,10 @@
 //! never cancelled under a tester and never leaked.
 
 mod build;
+mod install;
 mod name;
 pub mod pool;
+mod teardown;
 
 use std::{sync::Arc, time::Duration};
 
@@ -173,7 +175,7 @@ async fn cleanup(machine: Arc<WarmMachine>, ctx: Arc<Context>) -> Result<Action>
             )));
         }
         None | Some(Claimant::Gone) => {
-            build::tear_down(&ctx, &machine).await?;
+            teardown::tear_down(&ctx, &machine).await?;
             let phase = machine.status.as_ref().map(|s| s.phase);
             info!(warm_machine = %machine.name_any(), ?phase, "warm machine removed from the grid");
         }
