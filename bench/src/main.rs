@@ -95,6 +95,12 @@ async fn run(ctx: Ctx) -> anyhow::Result<i32> {
     scenario!(3, "3 realistic", realistic::run(&ctx, oidc, &mut r));
     scenario!(6, "6 scheduler", scheduler::overcommit(&ctx, oidc, &mut r));
     scenario!(7, "7 recovery", recovery::run(&ctx, oidc, &mut r));
+    scenario!(
+        8,
+        "8 warm realistic",
+        warm_realistic::run(&ctx, oidc, &mut r)
+    );
+    scenario!(9, "9 warm instant", warm_instant::run(&ctx, oidc, &mut r));
     if st.runs(2) || st.runs(4) || st.runs(5) {
         step("2 throughput", started);
         match throughput::run(&ctx, oidc, &mut r).await {

@@ -232,6 +232,19 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     v[rank.clamp(1, v.len()) - 1]
 }
 
+/// Polls `done` every 50 ms until it holds or `timeout` passes; returns whether it held. For
+/// figures that have no watch (metrics, counts kept by a watch task).
+pub async fn poll_until(timeout: std::time::Duration, done: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    done()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,15 @@ impl Report {
         });
     }
 
+    /// The number recorded as `metric` of `scenario` earlier in this run, if any.
+    pub fn value(&self, scenario: &str, metric: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.scenario == scenario && r.metric == metric)?
+            .value
+            .as_f64()
+    }
+
     /// Records a correctness violation (also as a row).
     pub fn violation(&mut self, scenario: &str, what: String) {
         self.val(scenario, "VIOLATION", json!(what.clone()), "");

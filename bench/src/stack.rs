@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use controller::resources::{Tester, condition_status, find_condition};
+use controller::resources::{HostPool, Tester, condition_status, find_condition};
 use e2e::{
     Process, TestNamespace, fixtures,
     stack::{Controller, Gridshim, OTHER_TWIN, TWIN, TWIN_SECRET, TestNode, free_port},
@@ -119,6 +119,8 @@ pub struct Stack {
     pub tracker: Tracker,
     /// Testers of the namespace.
     pub api: Api<Tester>,
+    /// HostPools of the namespace.
+    pub pools: Api<HostPool>,
     /// The namespace (deleted on drop, after the controller stopped).
     #[expect(dead_code, reason = "held for its Drop")]
     pub ns: TestNamespace,
@@ -139,23 +141,42 @@ impl Stack {
         forge: &'static e2e::forge::Forge,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        let ids: Vec<u32> = nodes.iter().map(|n| n.id).collect();
+        let pool = fixtures::host_pool("pool", &ids, disk_gib, memory_gib);
+        Self::start_with_pools(prefix, nodes, profile, &[pool], forge, env).await
+    }
+
+    /// As [`Stack::start`], with the HostPool documents `pools` (applied before the controller
+    /// starts).
+    pub async fn start_with_pools(
+        prefix: &str,
+        nodes: &[TestNode],
+        profile: Profile,
+        pools: &[String],
+        forge: &'static e2e::forge::Forge,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let ns = TestNamespace::new(prefix);
         let grid = gridshim(nodes, profile)?;
-        let ids: Vec<u32> = nodes.iter().map(|n| n.id).collect();
-        let out = ns.apply(&fixtures::host_pool("pool", &ids, disk_gib, memory_gib));
-        anyhow::ensure!(
-            out.status.success(),
-            "apply HostPool: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        for pool in pools {
+            let out = ns.apply(pool);
+            anyhow::ensure!(
+                out.status.success(),
+                "apply HostPool: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let controller = Controller::start(&ns.name, &grid, forge, &env)?;
-        let api = Api::namespaced(e2e::cluster().client().await, &ns.name);
+        let client = e2e::cluster().client().await;
+        let api = Api::namespaced(client.clone(), &ns.name);
+        let pools = Api::namespaced(client, &ns.name);
         let tracker = Tracker::start(api.clone());
         Ok(Self {
             controller,
             tracker,
             api,
+            pools,
             ns,
             grid,
             forge,
@@ -202,9 +223,14 @@ impl Stack {
 
     /// Creates tester number `i` (its account made beforehand: [`Stack::make_accounts`]).
     pub async fn create_one(&self, i: usize) -> anyhow::Result<()> {
+        self.create_on(i, "pool").await
+    }
+
+    /// Creates tester number `i` on the HostPool `pool`.
+    pub async fn create_on(&self, i: usize, pool: &str) -> anyhow::Result<()> {
         let name = format!("t{i:05}");
         let account = account_of(i);
-        let doc = fixtures::tester(&name, &account, "pool").build();
+        let doc = fixtures::tester(&name, &account, pool).build();
         let t: Tester = serde_json::from_str(&doc)?;
         self.api
             .create(&PostParams::default(), &t)
@@ -313,14 +339,7 @@ impl Tracker {
 
     /// Waits until `done()` or `timeout`; returns whether it held.
     pub async fn wait(&self, timeout: Duration, done: impl Fn() -> bool) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if done() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        done()
+        crate::measure::poll_until(timeout, done).await
     }
 }
 

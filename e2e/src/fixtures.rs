@@ -13,6 +13,32 @@ pub fn host_pool(name: &str, nodes: &[u32], disk_gib: u32, memory_gib: u32) -> S
     .unwrap()
 }
 
+/// A HostPool over `nodes` (each tester `disk_gib` disk, `memory_gib` memory) keeping `size`
+/// machines warm, built `max_building` at a time, with `warmPool.names` when given.
+pub fn warm_pool(
+    name: &str,
+    nodes: &[u32],
+    (disk_gib, memory_gib): (u32, u32),
+    (size, max_building): (u32, u32),
+    names: Option<&str>,
+) -> String {
+    let mut warm = json!({"size": size, "maxBuilding": max_building});
+    if let Some(n) = names {
+        warm["names"] = json!(n);
+    }
+    serde_json::to_string(&json!({
+        "apiVersion": "sandbox.hero.dev/v1alpha1",
+        "kind": "HostPool",
+        "metadata": {"name": name},
+        "spec": {
+            "nodes": nodes,
+            "perTester": {"cpu": 1, "memoryGiB": memory_gib, "diskGiB": disk_gib},
+            "warmPool": warm,
+        },
+    }))
+    .unwrap()
+}
+
 /// A SharedEngine of kind `engine` served at `url`, its token store at `{url}/admin`.
 pub fn shared_engine(engine: &str, url: &str) -> String {
     shared_engine_with_store(engine, engine, url, &format!("{url}/admin"))

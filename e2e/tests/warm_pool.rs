@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use controller::resources::{HostPool, Tester, WarmMachine, WarmPhase, find_condition};
 use e2e::{
-    fixtures::tester,
+    fixtures::{self, tester},
     stack::{Stack, TestNode},
     wait,
 };
@@ -18,22 +18,12 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A HostPool over `nodes` keeping `size` machines warm, built `max_building` at a time.
 fn warm_pool(name: &str, nodes: &[u32], size: u32, max_building: u32) -> String {
-    warm_pool_named(name, nodes, size, max_building, "own")
+    fixtures::warm_pool(name, nodes, (20, 2), (size, max_building), None)
 }
 
 /// The same, with `warmPool.names` set.
 fn warm_pool_named(name: &str, nodes: &[u32], size: u32, max_building: u32, names: &str) -> String {
-    serde_json::to_string(&json!({
-        "apiVersion": "sandbox.hero.dev/v1alpha1",
-        "kind": "HostPool",
-        "metadata": {"name": name},
-        "spec": {
-            "nodes": nodes,
-            "perTester": {"cpu": 1, "memoryGiB": 2, "diskGiB": 20},
-            "warmPool": {"size": size, "maxBuilding": max_building, "names": names},
-        },
-    }))
-    .unwrap()
+    fixtures::warm_pool(name, nodes, (20, 2), (size, max_building), Some(names))
 }
 
 async fn apis(s: &Stack) -> (Api<WarmMachine>, Api<HostPool>) {

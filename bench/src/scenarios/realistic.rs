@@ -55,23 +55,10 @@ pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Res
             total.as_secs_f64()
         ),
     );
-    let machine = seen
-        .last
-        .as_ref()
-        .and_then(|t| t.status.as_ref())
-        .and_then(|st| st.machine.clone())
-        .unwrap_or_default();
     let grid = s.grid.admin.inspect().await?;
-    let vm = grid
-        .vms
-        .iter()
-        .find(|v| Some(v.contract_id) == machine.contract_id)
-        .or(grid.vms.first());
-    let gw = grid
-        .gateways
-        .iter()
-        .find(|g| Some(g.contract_id) == machine.gateway_contract_id)
-        .or(grid.gateways.first());
+    let (vm, gw) = vm_and_gateway(&grid, &seen);
+    let vm = vm.or(grid.vms.first());
+    let gw = gw.or(grid.gateways.first());
     match (vm, gw) {
         (Some(vm), Some(gw)) => report_floor(r, ours, &GridFloor::of(&vm.waits, &gw.waits)),
         _ => r.val(
@@ -224,6 +211,32 @@ impl GridFloor {
     pub fn floor(&self) -> f64 {
         self.vm().max(self.name)
     }
+}
+
+/// The VM and the gateway of the tester last seen as `seen`, as gridshim's `/inspect` shows them
+/// (with the waits it drew for each).
+pub fn vm_and_gateway<'a>(
+    grid: &'a gridshim::wire::Inspection,
+    seen: &crate::stack::Seen,
+) -> (
+    Option<&'a gridshim::wire::VmView>,
+    Option<&'a gridshim::wire::GatewayView>,
+) {
+    let machine = seen
+        .last
+        .as_ref()
+        .and_then(|t| t.status.as_ref())
+        .and_then(|st| st.machine.clone())
+        .unwrap_or_default();
+    let vm = grid
+        .vms
+        .iter()
+        .find(|v| Some(v.contract_id) == machine.contract_id);
+    let gw = grid
+        .gateways
+        .iter()
+        .find(|g| Some(g.contract_id) == machine.gateway_contract_id);
+    (vm, gw)
 }
 
 #[cfg(test)]
