@@ -149,6 +149,14 @@ pub async fn keep(ctx: &Context, pool: &HostPool) -> Result<Option<WarmPoolStatu
     let Some(stores) = ctx.stores.get() else {
         return Ok(None);
     };
+    // Deciding from a cache that has not listed yet (just after a start) would build the whole
+    // pool a second time.
+    if tokio::time::timeout(Duration::from_secs(5), stores.warm.wait_until_ready())
+        .await
+        .is_err()
+    {
+        return Err(Error::Stale);
+    }
     let machines: Vec<Arc<WarmMachine>> = stores
         .warm
         .state()
