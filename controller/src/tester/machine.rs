@@ -41,9 +41,16 @@ fn current_build(pass: &Pass<'_>) -> String {
 /// What makes this machine a new one: its build, and how often it was moved off an unhealthy
 /// node. The VM's keys (so its private address) and its contract tag derive from it.
 fn machine_key(pass: &Pass<'_>) -> String {
-    let build = current_build(pass);
-    match pass.status.machine.as_ref().map_or(0, |m| m.remediations) {
-        0 => build,
+    key_of(
+        &current_build(pass),
+        pass.status.machine.as_ref().map_or(0, |m| m.remediations),
+    )
+}
+
+/// The machine key of `build` after `remediations` moves.
+pub(super) fn key_of(build: &str, remediations: u32) -> String {
+    match remediations {
+        0 => build.to_string(),
         n => format!("{build}~r{n}"),
     }
 }

@@ -218,7 +218,11 @@ async fn record(pass: &mut Pass<'_>, machine: &WarmMachine, need: Need) -> Resul
         .await?
         .ok_or(Error::MissingField("warm machine keys"))?;
     let build = super::machine::wanted_build(pass);
-    machine_keys::hand_over(pass, &keys, &build).await?;
+    // Kept, before the status says the machine is this one, under the key the machine step
+    // reads them by (a remediated tester's counts its moves).
+    let remediations = pass.status.machine.as_ref().map_or(0, |m| m.remediations);
+    let key = super::machine::key_of(&build, remediations);
+    machine_keys::hand_over(pass, &keys, &key).await?;
     {
         let mut ledger = pass.ctx.ledger.lock().await;
         if let Some(uid) = machine.uid() {
@@ -324,4 +328,68 @@ pub fn recorded(tester: &crate::resources::Tester, machine: &WarmMachine) -> boo
         .is_some_and(|w| w.machine == machine.name_any())
         && status.machine.as_ref().and_then(|m| m.contract_id)
             == machine.status.as_ref().and_then(|s| s.contract_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        resources::{Channel, HostPoolSpec, ResourceOverrides, WarmNames},
+        testing::{FakeGrid, context, tester},
+    };
+
+    fn pool(names: WarmNames) -> HostPool {
+        let spec: HostPoolSpec = serde_json::from_value(serde_json::json!({
+            "nodes": [1],
+            "warmPool": {"size": 2, "names": names},
+        }))
+        .unwrap();
+        HostPool::new("pool", spec)
+    }
+
+    #[tokio::test]
+    async fn only_a_tester_like_the_warm_machines_takes_one_and_the_others_say_why() {
+        let ctx = context(FakeGrid::default());
+        let own = pool(WarmNames::Own);
+        let warm = own.spec.warm().unwrap();
+        let per = &own.spec.per_tester;
+        let check = |t: &crate::resources::Tester, p: &HostPool| {
+            let pass = Pass::new(t, &ctx).unwrap();
+            mismatch(
+                &pass,
+                p,
+                &p.spec.warm().unwrap(),
+                super::super::schedule::need(t, p),
+            )
+        };
+        let plain = tester("a", "ann");
+        assert_eq!(check(&plain, &own), None);
+        let mut t = plain.clone();
+        t.spec.channel = Channel::Prerelease;
+        assert_eq!(check(&t, &own), Some(Cold::Channel));
+        assert!(Cold::Channel.explain(&warm).contains("(stable)"));
+        let mut t = plain.clone();
+        t.spec.apps.pop();
+        assert_eq!(check(&t, &own), Some(Cold::Apps));
+        let mut t = plain.clone();
+        t.spec.resources = Some(ResourceOverrides {
+            disk_gib: Some(per.disk_gib + 1),
+            ..Default::default()
+        });
+        assert_eq!(check(&t, &own), Some(Cold::Resources));
+        // An override equal to the pool's own figure is no difference.
+        t.spec.resources = Some(ResourceOverrides {
+            disk_gib: Some(per.disk_gib),
+            ..Default::default()
+        });
+        assert_eq!(check(&t, &own), None);
+        // A custom name: fine with own names, cold with neutral ones.
+        let mut t = plain.clone();
+        t.spec.gateway_name = Some("annsown".into());
+        assert_eq!(check(&t, &own), None);
+        assert_eq!(
+            check(&t, &pool(WarmNames::Neutral)),
+            Some(Cold::GatewayName)
+        );
+    }
 }
