@@ -214,7 +214,8 @@ pub struct HostPoolStatus {
     /// and memory.
     #[serde(default)]
     pub fit: u32,
-    /// Testers placed on the pool's nodes.
+    /// Machines placed on the pool's nodes: testers', and warm machines (which hold their
+    /// place like a tester's).
     #[serde(default)]
     pub testers: u32,
     /// Testers whose machine is unreachable or whose node is down.
@@ -249,7 +250,7 @@ pub struct NodeCapacity {
     pub free_disk_bytes: u64,
     /// Free memory in bytes, computed the same way.
     pub free_memory_bytes: u64,
-    /// Testers placed on this node.
+    /// Machines placed on this node (testers' and warm ones).
     pub testers: u32,
     /// How many more testers with the pool's `perTester` resources fit.
     pub fit: u32,
