@@ -89,6 +89,8 @@ pub struct Context {
     pub verified: Mutex<HashMap<String, Verified>>,
     /// When each Tester's apps were last checked (by UID).
     pub app_checks: Mutex<HashMap<String, Instant>>,
+    /// When each HostPool's status was last written (`namespace/name`).
+    pub pool_writes: Mutex<HashMap<String, Instant>>,
     /// Retry delays of the Testers whose last reconcile failed.
     pub backoffs: Backoffs,
     /// HTTP client for probing testers' public URLs (never follows redirects).
@@ -153,6 +155,7 @@ impl Context {
             backoffs: Backoffs::default(),
             stores: OnceLock::new(),
             app_checks: Default::default(),
+            pool_writes: Default::default(),
             verified: Default::default(),
             http,
             // A key of no controller until [`Context::with_agent_public_key`] sets the real one.

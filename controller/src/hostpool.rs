@@ -2,7 +2,10 @@
 //! how many more fit, from the grid proxy and the scheduler's ledger. Reads only, and one status
 //! write when something changed.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
@@ -148,8 +151,35 @@ pub async fn reconcile(pool: Arc<HostPool>, ctx: Arc<Context>) -> Result<Action>
         }
     };
     status.observed_generation = pool.metadata.generation;
-    write_status(&ctx, &ns, &name, &old, &status).await?;
+    if status != old {
+        let last = ctx
+            .pool_writes
+            .lock()
+            .map_err(|_| Error::Poisoned("pool writes"))?
+            .get(&key)
+            .copied();
+        if let Some(wait) = wait_left(last, Instant::now(), STATUS_SPACING) {
+            // Onboarding many testers changes the counts many times a second: written at
+            // most every STATUS_SPACING, the newest counts then.
+            return Ok(Action::requeue(wait));
+        }
+        write_status(&ctx, &ns, &name, &old, &status).await?;
+        ctx.pool_writes
+            .lock()
+            .map_err(|_| Error::Poisoned("pool writes"))?
+            .insert(key, Instant::now());
+    }
     Ok(Action::requeue(REFRESH))
+}
+
+/// The least time between two status writes of one HostPool (its counts are at most this
+/// late on a dashboard).
+const STATUS_SPACING: Duration = Duration::from_secs(2);
+
+/// How long to wait before the next status write, when the last was less than `spacing` ago.
+fn wait_left(last: Option<Instant>, now: Instant, spacing: Duration) -> Option<Duration> {
+    let since = now.saturating_duration_since(last?);
+    (since < spacing).then(|| spacing - since)
 }
 
 /// The breaker of remediation: how many of the pool's testers are unhealthy, and whether
@@ -248,4 +278,24 @@ pub fn error_policy(_pool: Arc<HostPool>, error: &Error, ctx: Arc<Context>) -> A
         .with_label_values(&["hostpool", "reconcile", error.label()])
         .inc();
     Action::requeue(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pools_status_is_written_at_most_every_spacing() {
+        let now = Instant::now();
+        let spacing = Duration::from_secs(2);
+        assert_eq!(wait_left(None, now, spacing), None, "never written");
+        assert_eq!(
+            wait_left(Some(now), now + Duration::from_millis(500), spacing),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            wait_left(Some(now), now + Duration::from_secs(2), spacing),
+            None
+        );
+    }
 }

@@ -54,6 +54,15 @@ async fn a_ready_tester_at_rest_costs_no_grid_call_and_no_write_until_it_changes
     s.apply(&host_pool("pool", &[1], 50, 4));
     s.apply(&tester("q", "quinn", "pool").build());
     wait::ready(&s.api, "q", TIMEOUT).await.unwrap();
+    // The HostPool's status counts the tester: its last write of the onboarding (spaced 2 s
+    // apart while counts change) is done.
+    let pools: kube::Api<controller::resources::HostPool> =
+        kube::Api::namespaced(e2e::cluster::cluster().client().await, &s.ns.name);
+    wait::object_until(&pools, "pool", TIMEOUT, "counting the tester", |p| {
+        p.status.as_ref().is_some_and(|st| st.testers == 1)
+    })
+    .await
+    .unwrap();
     // The pass that saw Ready recorded the full verification.
     passes(&s, 2.0).await;
 
