@@ -2,7 +2,6 @@
 //! objects that record them (Tester and WarmMachine statuses) before any new placement.
 
 use kube::Api;
-use tracing::info;
 
 use crate::{
     context::Context,
@@ -11,9 +10,10 @@ use crate::{
     tester::conditions,
 };
 
-/// Rebuilds the scheduler's ledger from the Testers' statuses, before any placement is made, so
-/// a restarted controller knows every place it has already given out.
-pub async fn rebuild_ledger(ctx: &Context) -> anyhow::Result<()> {
+/// Rebuilds the scheduler's ledger from the Testers' and WarmMachines' statuses, before any
+/// placement is made, so a restarted controller knows every place it has already given out.
+/// Returns how many places it holds.
+pub async fn rebuild_ledger(ctx: &Context) -> anyhow::Result<usize> {
     let testers: Api<Tester> = match &ctx.config.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
@@ -76,9 +76,5 @@ pub async fn rebuild_ledger(ctx: &Context) -> anyhow::Result<()> {
         }
         count += 1;
     }
-    info!(
-        placements = count,
-        "scheduler ledger rebuilt from Tester and WarmMachine statuses"
-    );
-    Ok(())
+    Ok(count)
 }

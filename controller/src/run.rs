@@ -116,7 +116,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         leadership = Some((rx, task));
     }
 
-    crate::placements::rebuild_ledger(&ctx).await?;
+    let placements = crate::placements::rebuild_ledger(&ctx).await?;
+    // Start-up scripts and tests wait for this line (logged here, under `controller::run`).
+    info!(
+        placements,
+        "scheduler ledger rebuilt from Tester and WarmMachine statuses"
+    );
     let _ = ready_tx.send(true);
 
     let lost = async move {
