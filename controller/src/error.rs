@@ -158,6 +158,19 @@ impl Error {
     }
 }
 
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    /// A step's own error as it is; a stale cached copy (the JSON patch that adds the finalizer
+    /// tests the old list, and fails) as `Stale`, so the next pass sees the newer object.
+    fn from(e: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as F;
+        match e {
+            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            F::AddFinalizer(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Error::Stale,
+            other => Error::Finalizer(Box::new(other)),
+        }
+    }
+}
+
 /// Attaches what the controller was doing to a Kubernetes API error.
 pub trait KubeContext<T> {
     /// Wraps the error with `action`.

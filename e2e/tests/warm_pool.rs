@@ -21,11 +21,6 @@ fn warm_pool(name: &str, nodes: &[u32], size: u32, max_building: u32) -> String 
     fixtures::warm_pool(name, nodes, (20, 2), (size, max_building), None)
 }
 
-/// The same, with `warmPool.names` set.
-fn warm_pool_named(name: &str, nodes: &[u32], size: u32, max_building: u32, names: &str) -> String {
-    fixtures::warm_pool(name, nodes, (20, 2), (size, max_building), Some(names))
-}
-
 async fn apis(s: &Stack) -> (Api<WarmMachine>, Api<HostPool>) {
     let client = e2e::cluster::cluster().client().await;
     (
@@ -78,6 +73,45 @@ async fn grid_holds(s: &Stack, want: &BTreeSet<u64>) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The controller's `family` series for pool `pool` of the test's namespace (`more`: further
+/// labels, e.g. `,reason="Channel"`).
+async fn metric(s: &Stack, family: &str, more: &str) -> f64 {
+    let series = format!(
+        "{family}{{hostpool=\"pool\",namespace=\"{}\"{more}}}",
+        s.ns.name
+    );
+    s.controller.as_ref().unwrap().metric(&series).await
+}
+
+/// Waits until nothing is left: no contract on the grid, no WarmMachine.
+async fn nothing_left(s: &Stack, warm: &Api<WarmMachine>) {
+    grid_holds(s, &BTreeSet::new()).await;
+    wait::all_until(warm, TIMEOUT, "no warm machine left", |all| all.is_empty())
+        .await
+        .unwrap();
+}
+
+/// A stack on one node with a HostPool `pool` keeping `size` warm (`names` when given), once
+/// they are all Ready: the stack, the WarmMachine API, the machines.
+async fn one_node_pool(
+    prefix: &str,
+    size: u32,
+    max_building: u32,
+    names: Option<&str>,
+) -> (Stack, Api<WarmMachine>, Vec<WarmMachine>) {
+    let s = Stack::start(prefix, &[TestNode::new(1, 1000, 64)], "", &[]).await;
+    let (warm, _) = apis(&s).await;
+    s.apply(&fixtures::warm_pool(
+        "pool",
+        &[1],
+        (20, 2),
+        (size, max_building),
+        names,
+    ));
+    let built = warm_ready(&warm, size as usize).await;
+    (s, warm, built)
 }
 
 fn contract_of(m: &WarmMachine) -> u64 {
@@ -139,15 +173,7 @@ async fn a_new_tester_claims_a_warm_machine_whose_gate_was_closed_until_then() {
         "name",
     ]);
     assert!(!events.stdout.is_empty(), "an Event says which machine");
-    let claims = s
-        .controller
-        .as_ref()
-        .unwrap()
-        .metric(&format!(
-            "sandbox_warm_claims_total{{hostpool=\"pool\",namespace=\"{}\"}}",
-            s.ns.name
-        ))
-        .await;
+    let claims = metric(&s, "sandbox_warm_claims_total", "").await;
     assert_eq!(claims, 1.0);
 
     // The claimed WarmMachine is gone and the pool is back to two ready machines.
@@ -164,7 +190,7 @@ async fn a_new_tester_claims_a_warm_machine_whose_gate_was_closed_until_then() {
     assert_eq!(pool.status.unwrap().warm.unwrap().warming, 0);
 
     // Deleting the tester cancels its (formerly warm) machine; the pool's stay.
-    let mut want: BTreeSet<u64> = refilled.iter().map(contract_of).collect();
+    let want: BTreeSet<u64> = refilled.iter().map(contract_of).collect();
     assert!(contracts(&s).await.contains(&contract));
     assert!(s.ns.kubectl(&["delete", "tester", "w"]).status.success());
     wait::gone(&s.api, "w", TIMEOUT).await.unwrap();
@@ -176,19 +202,12 @@ async fn a_new_tester_claims_a_warm_machine_whose_gate_was_closed_until_then() {
             .status
             .success()
     );
-    want.clear();
-    grid_holds(&s, &want).await;
-    wait::all_until(&warm, TIMEOUT, "no warm machine left", |all| all.is_empty())
-        .await
-        .unwrap();
+    nothing_left(&s, &warm).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tester_that_does_not_match_starts_cold_and_says_why() {
-    let s = Stack::start("warmcold", &[TestNode::new(1, 1000, 64)], "", &[]).await;
-    let (warm, _) = apis(&s).await;
-    s.apply(&warm_pool("pool", &[1], 1, 1));
-    let built = warm_ready(&warm, 1).await;
+    let (s, warm, built) = one_node_pool("warmcold", 1, 1, None).await;
     s.apply(
         &tester("c", "carla", "pool")
             .with("channel", json!("prerelease"))
@@ -205,15 +224,7 @@ async fn a_tester_that_does_not_match_starts_cold_and_says_why() {
         "{}",
         scheduled.message
     );
-    let cold = s
-        .controller
-        .as_ref()
-        .unwrap()
-        .metric(&format!(
-            "sandbox_cold_starts_total{{hostpool=\"pool\",namespace=\"{}\",reason=\"Channel\"}}",
-            s.ns.name
-        ))
-        .await;
+    let cold = metric(&s, "sandbox_cold_starts_total", ",reason=\"Channel\"").await;
     assert_eq!(cold, 1.0);
     // The warm machine is untouched, still there for a matching tester.
     let still = warm_ready(&warm, 1).await;
@@ -222,10 +233,7 @@ async fn a_tester_that_does_not_match_starts_cold_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_rolls_the_pool_one_by_one_without_emptying_it_and_a_shrink_cancels_the_rest() {
-    let s = Stack::start("warmroll", &[TestNode::new(1, 1000, 64)], "", &[]).await;
-    let (warm, _) = apis(&s).await;
-    s.apply(&warm_pool("pool", &[1], 2, 1));
-    let old = warm_ready(&warm, 2).await;
+    let (s, warm, old) = one_node_pool("warmroll", 2, 1, None).await;
     let old_names: BTreeSet<String> = old.iter().map(|m| m.name_any()).collect();
     let old_version = old[0].status.as_ref().unwrap().versions["cockpit"].clone();
 
@@ -276,10 +284,7 @@ async fn a_release_rolls_the_pool_one_by_one_without_emptying_it_and_a_shrink_ca
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_controller_killed_mid_claim_gives_no_machine_twice_and_leaks_nothing() {
-    let mut s = Stack::start("warmkill", &[TestNode::new(1, 1000, 64)], "", &[]).await;
-    let (warm, _) = apis(&s).await;
-    s.apply(&warm_pool("pool", &[1], 3, 3));
-    let built = warm_ready(&warm, 3).await;
+    let (mut s, warm, built) = one_node_pool("warmkill", 3, 3, None).await;
     let warm_contracts: BTreeSet<u64> = built.iter().map(contract_of).collect();
 
     let names = ["k1", "k2", "k3"];
@@ -328,18 +333,12 @@ async fn a_controller_killed_mid_claim_gives_no_machine_twice_and_leaks_nothing(
     for n in names {
         wait::gone(&s.api, n, TIMEOUT).await.unwrap();
     }
-    grid_holds(&s, &BTreeSet::new()).await;
-    wait::all_until(&warm, TIMEOUT, "no warm machine left", |all| all.is_empty())
-        .await
-        .unwrap();
+    nothing_left(&s, &warm).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_neutral_names_the_tester_answers_at_the_name_its_warm_machine_registered() {
-    let s = Stack::start("warmname", &[TestNode::new(1, 1000, 64)], "", &[]).await;
-    let (warm, _) = apis(&s).await;
-    s.apply(&warm_pool_named("pool", &[1], 1, 1, "neutral"));
-    let built = warm_ready(&warm, 1).await;
+    let (s, warm, built) = one_node_pool("warmname", 1, 1, Some("neutral")).await;
     let w = built[0].status.clone().unwrap();
     let (name, url) = (w.gateway_name.clone().unwrap(), w.url.clone().unwrap());
     assert!(name.starts_with('w') && !name.contains("nora"), "{name}");
@@ -396,7 +395,7 @@ async fn with_neutral_names_the_tester_answers_at_the_name_its_warm_machine_regi
     for n in ["n", "c"] {
         wait::gone(&s.api, n, TIMEOUT).await.unwrap();
     }
-    grid_holds(&s, &BTreeSet::new()).await;
+    nothing_left(&s, &warm).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,6 @@
 //! Step `GatewayReady`: a public name, unique to this tester for life, routed to its VM.
 
-use gridapi::{ErrorCategory, GridError, chain::CreateNodeContract};
+use gridapi::{ErrorCategory, GridError};
 use kube::{ResourceExt, runtime::events::EventType};
 
 use super::{
@@ -400,32 +400,7 @@ async fn gateway_contract(
             Err(e) => return Err(e),
         }
     }
-    let req = CreateNodeContract {
-        node_id: node,
-        deployment_hash: hash.to_string(),
-        deployment_data: tag.encode(),
-        public_ips: 0,
-        solution_provider_id: None,
-    };
-    let id = match pass
-        .ctx
-        .grid(
-            "create_node_contract",
-            pass.ctx.grid.chain.create_node_contract(&req),
-        )
-        .await
-    {
-        Ok(c) => c.contract_id,
-        Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::Conflict => {
-            grid::contract_for(pass.ctx, node, hash)
-                .await?
-                .ok_or(Error::Grid {
-                    call: "create_node_contract",
-                    source,
-                })?
-        }
-        Err(e) => return Err(e),
-    };
+    let (id, _) = grid::node_contract(pass.ctx, node, hash, tag).await?;
     // Written with the pass's status: a contract made but not recorded is found by its hash
     // (the chain refuses a second one) and by its tag on deletion.
     pass.status

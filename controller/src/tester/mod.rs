@@ -84,16 +84,7 @@ pub async fn reconcile(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action>
         }
     })
     .await
-    .map_err(|e| {
-        use kube::runtime::finalizer::Error as F;
-        match e {
-            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
-            // The JSON patch that adds the finalizer tests the old list: a stale cached copy
-            // fails it, and the next pass sees the newer object.
-            F::AddFinalizer(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Error::Stale,
-            other => Error::Finalizer(Box::new(other)),
-        }
-    })?;
+    .map_err(Error::from)?;
     ctx.backoffs.succeeded(&key);
     Ok(action)
 }

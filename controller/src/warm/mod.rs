@@ -55,14 +55,7 @@ pub async fn reconcile(machine: Arc<WarmMachine>, ctx: Arc<Context>) -> Result<A
         }
     })
     .await
-    .map_err(|e| {
-        use kube::runtime::finalizer::Error as F;
-        match e {
-            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
-            F::AddFinalizer(kube::Error::Api(s)) if s.code == 422 || s.code == 409 => Error::Stale,
-            other => Error::Finalizer(Box::new(other)),
-        }
-    })
+    .map_err(Error::from)
 }
 
 /// Requeue policy on errors.
