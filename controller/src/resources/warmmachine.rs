@@ -77,8 +77,6 @@ pub enum WarmPhase {
     Ready,
     /// The build or the health check failed; the pool replaces it.
     Failed,
-    /// Taken by a Tester; the Tester owns the machine from now on.
-    Claimed,
 }
 
 /// What the controller built of a warm machine.
