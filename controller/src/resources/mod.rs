@@ -7,6 +7,7 @@ mod condition;
 mod hostpool;
 mod sharedengine;
 mod tester;
+mod tester_status;
 mod warmmachine;
 
 pub use condition::{ConditionExt, condition_status, find_condition};

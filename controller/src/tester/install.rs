@@ -21,8 +21,9 @@ use super::{
     pass::MANAGER,
 };
 use crate::{
+    context::Context,
     error::{KubeContext, Result},
-    resources::{Channel, InstalledVersions},
+    resources::{App, Channel, InstalledVersions},
 };
 
 /// The ConfigMap holding the full log of a failed install.
@@ -38,15 +39,42 @@ pub fn grid_channel(c: Channel) -> GridChannel {
     }
 }
 
-/// The install the spec asks for: the gateway app and the chosen apps, from the channel.
-fn wanted_install(pass: &Pass<'_>) -> InstallRequest {
-    let mut apps: Vec<String> = vec!["gateway".into()];
-    apps.extend(pass.tester.spec.apps.iter().map(|a| a.as_str().to_string()));
+/// The install of `apps` from `channel`: the gateway app every machine has, and those apps
+/// (a tester's, or a warm machine's).
+pub fn request(ctx: &Context, channel: Channel, apps: &[App]) -> InstallRequest {
+    let mut names: Vec<String> = vec!["gateway".into()];
+    names.extend(apps.iter().map(|a| a.as_str().to_string()));
     InstallRequest {
-        channel: grid_channel(pass.tester.spec.channel),
-        apps,
-        index_url: pass.ctx.config.release_index_url(),
+        channel: grid_channel(channel),
+        apps: names,
+        index_url: ctx.config.release_index_url(),
     }
+}
+
+/// Whether the agent's install `status` is of `request` (same channel, same app set).
+pub fn is_of(status: &InstallStatus, request: &InstallRequest) -> bool {
+    status.channel == Some(request.channel)
+        && status.apps.iter().collect::<BTreeSet<_>>() == request.apps.iter().collect()
+}
+
+/// The exact version of each app of `request` the agent's install `status` reports.
+pub fn versions_of(status: &InstallStatus, request: &InstallRequest) -> BTreeMap<String, String> {
+    status
+        .components
+        .iter()
+        .filter(|(k, _)| request.apps.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The install the spec asks for.
+fn wanted_install(pass: &Pass<'_>) -> InstallRequest {
+    request(pass.ctx, pass.tester.spec.channel, &pass.tester.spec.apps)
+}
+
+/// What `Installed` says while an install runs.
+fn installing(n: usize, channel: Channel) -> String {
+    format!("installing {n} apps from channel {}", channel.as_str())
 }
 
 /// What the machine's agent says of its install, and whether it is of `request`.
@@ -62,8 +90,7 @@ async fn install_status(
             pass.ctx.grid.agents.install_status(&target),
         )
         .await?;
-    let same_request = status.channel == Some(request.channel)
-        && status.apps.iter().collect::<BTreeSet<_>>() == request.apps.iter().collect();
+    let same_request = is_of(&status, request);
     Ok((status, same_request))
 }
 
@@ -92,16 +119,8 @@ async fn start(pass: &mut Pass<'_>, request: &InstallRequest) -> Result<()> {
             pass.ctx.grid.agents.start_install(&target, request),
         )
         .await?;
-    pass.set(
-        INSTALLED,
-        false,
-        "Installing",
-        &format!(
-            "installing {} apps from channel {}",
-            request.apps.len(),
-            pass.tester.spec.channel.as_str()
-        ),
-    );
+    let msg = installing(request.apps.len(), pass.tester.spec.channel);
+    pass.set(INSTALLED, false, "Installing", &msg);
     Ok(())
 }
 
@@ -113,16 +132,10 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
     let channel = pass.tester.spec.channel;
     let request = wanted_install(pass);
     let apps = request.apps.clone();
-    let wanted: BTreeSet<&String> = apps.iter().collect();
     let (status, same_request) = install_status(pass, &request).await?;
     match (status.state, same_request) {
         (InstallState::Succeeded, true) => {
-            let versions: BTreeMap<String, String> = status
-                .components
-                .iter()
-                .filter(|(k, _)| wanted.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let versions = versions_of(&status, &request);
             let installed = InstalledVersions { channel, versions };
             if pass.status.installed.as_ref() != Some(&installed) {
                 tracing::info!(
@@ -147,11 +160,7 @@ pub async fn install(pass: &mut Pass<'_>) -> Result<Flow> {
                 INSTALLED,
                 false,
                 "Installing",
-                &format!(
-                    "installing {} apps from channel {}",
-                    apps.len(),
-                    channel.as_str()
-                ),
+                &installing(apps.len(), channel),
             );
             Ok(Flow::Requeue(
                 pass.backoff(INSTALLED)

@@ -17,7 +17,7 @@ pub mod freshness;
 mod gate;
 pub(crate) mod gateway;
 pub(crate) mod grid;
-mod install;
+pub(crate) mod install;
 mod machine;
 pub(crate) mod machine_keys;
 mod observe;

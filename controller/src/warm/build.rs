@@ -99,19 +99,11 @@ impl Build<'_> {
 
     /// The install every warm machine of this spec gets: the gateway app and the pool's apps.
     pub fn install_request(&self) -> InstallRequest {
-        let mut apps: Vec<String> = vec!["gateway".into()];
-        apps.extend(
-            self.machine
-                .spec
-                .apps
-                .iter()
-                .map(|a| a.as_str().to_string()),
-        );
-        InstallRequest {
-            channel: crate::tester::grid_channel(self.machine.spec.channel),
-            apps,
-            index_url: self.ctx.config.release_index_url(),
-        }
+        crate::tester::install::request(
+            self.ctx,
+            self.machine.spec.channel,
+            &self.machine.spec.apps,
+        )
     }
 
     /// Writes the status when it changed.

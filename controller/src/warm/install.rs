@@ -1,7 +1,7 @@
 //! A warm machine's apps: installed from the pool's channel once its agent answers, then its
 //! health (agent answering, install intact) checked while it waits to be claimed.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::time::Duration;
 
 use gridapi::agent::InstallState;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -10,7 +10,10 @@ use super::build::{Build, health_interval};
 use crate::{
     error::{Error, Result},
     resources::WarmPhase,
-    tester::Flow,
+    tester::{
+        Flow,
+        install::{is_of, versions_of},
+    },
 };
 
 /// How many failed installs a warm machine gets before it is given up (and replaced).
@@ -27,20 +30,13 @@ pub async fn installed(b: &mut Build<'_>) -> Result<Flow> {
             b.ctx.grid.agents.install_status(&target),
         )
         .await?;
-    let same = status.channel == Some(request.channel)
-        && status.apps.iter().collect::<BTreeSet<_>>() == request.apps.iter().collect();
-    match (status.state, same) {
+    match (status.state, is_of(&status, &request)) {
         (InstallState::Succeeded, true) => {
             if b.status.phase != WarmPhase::Ready {
                 b.status.ready_since = Some(Time(Timestamp::now()));
                 tracing::info!(warm_machine = %b.name, "warm machine ready");
             }
-            b.status.versions = status
-                .components
-                .iter()
-                .filter(|(k, _)| request.apps.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            b.status.versions = versions_of(&status, &request);
             let node = b.status.placement.as_ref().map_or(0, |p| p.node_id);
             b.set(
                 WarmPhase::Ready,
