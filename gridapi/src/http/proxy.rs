@@ -1,6 +1,11 @@
 //! The grid proxy's REST API, as tfgrid-sdk-go's `grid-proxy/pkg/client` calls it. A 5xx
-//! answer is [`crate::ErrorCategory::RetryLater`]: the caller's reconcile loop retries it with
-//! backoff.
+//! answer or a dropped connection is retried twice here with a short backoff (reads only: the
+//! proxy changes nothing), then is [`crate::ErrorCategory::RetryLater`] for the caller's
+//! reconcile loop.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 
 use reqwest::Method;
 use serde::Serialize;
@@ -11,7 +16,7 @@ use crate::{
     GridFuture,
     proxy::{
         COUNT_HEADER, Contract, ContractFilter, Farm, FarmFilter, Limit, Node, NodeFilter,
-        NodeWithNestedCapacity, Page, Proxy,
+        NodeWithNestedCapacity, Page, Proxy, Twin, TwinFilter,
     },
 };
 
@@ -43,6 +48,19 @@ impl HttpProxy {
         limit: Limit,
         what: &str,
     ) -> Result<Page<T>, crate::GridError> {
+        (|| self.list_once(path, filter, limit, what))
+            .retry(retries())
+            .when(crate::GridError::is_retry_later)
+            .await
+    }
+
+    async fn list_once<T: DeserializeOwned, F: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        filter: &F,
+        limit: Limit,
+        what: &str,
+    ) -> Result<Page<T>, crate::GridError> {
         let resp = self
             .http
             .request(Method::GET, format!("{}{path}", self.base))
@@ -61,13 +79,21 @@ impl HttpProxy {
     }
 }
 
+/// Two more tries, 200 ms then about 400 ms apart (with jitter).
+fn retries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_times(2)
+        .with_jitter()
+}
+
 impl Proxy for HttpProxy {
     fn nodes<'a>(&'a self, filter: &'a NodeFilter, limit: Limit) -> GridFuture<'a, Page<Node>> {
         Box::pin(self.list("/nodes", filter, limit, "list nodes"))
     }
 
     fn node(&self, node_id: u32) -> GridFuture<'_, NodeWithNestedCapacity> {
-        Box::pin(async move {
+        let once = move || async move {
             let what = "get node";
             let resp = self
                 .http
@@ -76,7 +102,11 @@ impl Proxy for HttpProxy {
                 .await
                 .map_err(|e| transport(e, what))?;
             read(resp, what).await
-        })
+        };
+        Box::pin(
+            once.retry(retries())
+                .when(crate::GridError::is_retry_later),
+        )
     }
 
     fn gateways<'a>(&'a self, filter: &'a NodeFilter, limit: Limit) -> GridFuture<'a, Page<Node>> {
@@ -93,5 +123,9 @@ impl Proxy for HttpProxy {
 
     fn farms<'a>(&'a self, filter: &'a FarmFilter, limit: Limit) -> GridFuture<'a, Page<Farm>> {
         Box::pin(self.list("/farms", filter, limit, "list farms"))
+    }
+
+    fn twins<'a>(&'a self, filter: &'a TwinFilter, limit: Limit) -> GridFuture<'a, Page<Twin>> {
+        Box::pin(self.list("/twins", filter, limit, "list twins"))
     }
 }

@@ -185,3 +185,31 @@ pub struct ContractFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_hash: Option<String>,
 }
+
+/// A twin as `GET /twins` lists it: who it is on chain, where its relay is, and its end-to-end
+/// key (RMB encrypts to it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Twin {
+    /// Twin id.
+    pub twin_id: u32,
+    /// The twin's account, SS58.
+    pub account_id: String,
+    /// The relay(s) the twin is reached through (hosts, `_`-separated), empty when none.
+    #[serde(default)]
+    pub relay: String,
+    /// The twin's end-to-end public key (compressed secp256k1, hex), empty when none.
+    #[serde(default)]
+    pub public_key: String,
+}
+
+/// Filters of `GET /twins` (the ones used here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwinFilter {
+    /// Only this twin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_id: Option<u32>,
+    /// Only the twin of this account (SS58).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}

@@ -119,6 +119,16 @@ pub trait Proxy: Send + Sync {
     ) -> GridFuture<'a, Page<Contract>>;
     /// `GET /farms`: one page of the farms matching `filter`.
     fn farms<'a>(&'a self, filter: &'a FarmFilter, limit: Limit) -> GridFuture<'a, Page<Farm>>;
+    /// `GET /twins`: one page of the twins matching `filter` (RMB reads a node twin's keys here).
+    fn twins<'a>(&'a self, filter: &'a TwinFilter, limit: Limit) -> GridFuture<'a, Page<Twin>> {
+        let _ = (filter, limit);
+        Box::pin(async {
+            Err(crate::GridError::NotFound {
+                code: crate::ErrorCode::NotFound,
+                message: "this proxy lists no twins".into(),
+            })
+        })
+    }
 }
 
 /// Lists as one comma-separated query value, as grid-proxy reads them (it also takes the key

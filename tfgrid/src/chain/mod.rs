@@ -1,0 +1,1 @@
+//! tfchain over substrate JSON-RPC (being written).
