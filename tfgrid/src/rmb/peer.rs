@@ -192,7 +192,15 @@ impl Peer {
         inner.send(env.encode_to_vec()).await?;
         let answer = match tokio::time::timeout(inner.cfg.call_timeout, rx).await {
             Ok(Ok(env)) => env,
-            _ => {
+            Ok(Err(_)) => {
+                return Err(retry_later(
+                    ErrorCode::BadGateway,
+                    format!(
+                        "{command} to twin {dest}: the relay connection was lost before the answer: the call may have landed"
+                    ),
+                ));
+            }
+            Err(_) => {
                 return Err(retry_later(
                     ErrorCode::Timeout,
                     format!(
@@ -345,6 +353,8 @@ async fn connection(inner: Arc<Inner>) {
                 tracing::info!(relay = %inner.cfg.relay, twin = inner.twin, "connected to the relay");
                 let why = serve(&inner, stream).await;
                 inner.sink.lock().await.take();
+                // Answers cannot come over a new socket: fail the calls waiting now.
+                inner.pending.lock().expect("pending lock").clear();
                 tracing::warn!(relay = %inner.cfg.relay, error = %why, "relay connection lost, reconnecting");
                 inner.link.send_replace(Link::Down(why));
             }
