@@ -94,6 +94,7 @@ up() {
   # own gridshims and controllers) are not its business.
   start controller "scheduler ledger rebuilt" env \
     GRID_URL=http://127.0.0.1:8800 GRID_TWIN_ID=7 GRID_TWIN_SECRET=controller-secret \
+    GRID_MNEMONIC="bottom drive obey lake curtain smoke basket hold race lonely fit walk" \
     POD_NAMESPACE="$ns" ADMINS=ops \
     FORGE_URL="$FORGE_URL" FORGE_TOKEN="$(cat "$FORGE_TOKEN_FILE")" \
     PUBLIC_URL_FORMAT='http://{fqdn}:8880/' PRIVATE_NETWORK_PROXY=http://127.0.0.1:8880 \

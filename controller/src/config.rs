@@ -14,13 +14,76 @@ fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(s.into())
 }
 
+/// Which grid the controller talks to.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GridKind {
+    /// The simulator.
+    Gridshim,
+    /// The real ThreeFold grid.
+    Tfgrid,
+}
+
+/// How node calls travel.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeBusKind {
+    /// RMB, through a relay.
+    Rmb,
+    /// gridshim's HTTP transport.
+    Http,
+}
+
+fn network(s: &str) -> Result<tfgrid::network::Network, String> {
+    s.parse()
+}
+
+fn key_type(s: &str) -> Result<tfgrid::identity::KeyType, String> {
+    s.parse().map_err(|e: tfgrid::identity::IdentityError| e.to_string())
+}
+
 /// Onboards testers onto a shared sandbox on the grid.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "controller", version)]
 pub struct Config {
-    /// Base URL of the grid's chain and node transport (gridshim serves it).
+    /// Which grid: `gridshim` (the simulator at `GRID_URL`: its chain over its HTTP transport)
+    /// or `tfgrid` (the real ThreeFold grid of `GRID_NETWORK`: proxy over HTTPS, node calls
+    /// over RMB, chain over substrate).
+    #[arg(long, env = "GRID", value_enum, default_value_t = GridKind::Gridshim)]
+    pub grid: GridKind,
+
+    /// The ThreeFold network (with `GRID=tfgrid`): main, test, qa or dev. Gives the proxy,
+    /// relay and chain endpoints; each can be overridden.
+    #[arg(long, env = "GRID_NETWORK", default_value = "main", value_parser = network)]
+    pub grid_network: tfgrid::network::Network,
+
+    /// How node calls travel: `rmb` (the real message bus, through a relay; needs
+    /// `GRID_MNEMONIC`) or `http` (gridshim's HTTP stand-in for it).
+    #[arg(long, env = "GRID_NODE_BUS", value_enum, default_value_t = NodeBusKind::Rmb)]
+    pub grid_node_bus: NodeBusKind,
+
+    /// The operator's mnemonic (BIP-39), from a Secret: signs RMB envelopes and, on the real
+    /// grid, chain calls. Never printed.
+    #[arg(long, env = "GRID_MNEMONIC", hide_env_values = true, value_parser = secret)]
+    pub grid_mnemonic: Option<SecretString>,
+
+    /// The mnemonic's key type: sr25519 (the grid's default) or ed25519.
+    #[arg(long, env = "GRID_KEY_TYPE", default_value = "sr25519", value_parser = key_type)]
+    pub grid_key_type: tfgrid::identity::KeyType,
+
+    /// The RMB relay (default: the network's; with gridshim, `GRID_URL`'s `/relay`).
+    #[arg(long, env = "GRID_RELAY_URL")]
+    pub grid_relay_url: Option<String>,
+
+    /// tfchain's JSON-RPC websocket (default: the network's).
+    #[arg(long, env = "GRID_CHAIN_URL")]
+    pub grid_chain_url: Option<String>,
+
+    /// How long an RMB call waits for its answer (the real client's 60 s).
+    #[arg(long, env = "GRID_CALL_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub grid_call_timeout: Duration,
+
+    /// Base URL of gridshim's chain and node transport, proxy and catalog (with `GRID=gridshim`).
     #[arg(long, env = "GRID_URL")]
-    pub grid_url: String,
+    pub grid_url: Option<String>,
 
     /// The grid proxy's URL (default: `GRID_URL`, which gridshim also serves the proxy on).
     #[arg(long, env = "GRID_PROXY_URL")]
@@ -39,13 +102,14 @@ pub struct Config {
     #[arg(long, env = "PRIVATE_NETWORK_PROXY")]
     pub private_network_proxy: Option<String>,
 
-    /// The twin the controller acts as on the grid.
+    /// The twin the controller acts as on gridshim's chain (with the real grid, the twin is
+    /// looked up from the mnemonic's account).
     #[arg(long, env = "GRID_TWIN_ID")]
-    pub grid_twin_id: u32,
+    pub grid_twin_id: Option<u32>,
 
-    /// The twin's secret.
+    /// The twin's secret on gridshim's HTTP chain transport.
     #[arg(long, env = "GRID_TWIN_SECRET", hide_env_values = true, value_parser = secret)]
-    pub grid_twin_secret: SecretString,
+    pub grid_twin_secret: Option<SecretString>,
 
     /// The Secret (in the controller's namespace, `POD_NAMESPACE`) holding the key every
     /// request to a VM agent is signed with; made with a new random key when missing. VMs get
@@ -208,7 +272,7 @@ impl Config {
         self.release_index_url.clone().unwrap_or_else(|| {
             format!(
                 "{}/releases/index.json",
-                self.grid_url.trim_end_matches('/')
+                self.grid_url.as_deref().unwrap_or_default().trim_end_matches('/')
             )
         })
     }
@@ -237,10 +301,12 @@ mod tests {
             "--forge-url=http://forge",
             "--forge-token=forge-token-31337",
             "--smtp-password=smtp-password-31337",
+            "--grid-mnemonic=bottom drive obey lake curtain smoke basket hold race lonely fit walk",
         ])
         .unwrap();
         let printed = format!("{config:?} {config:#?}");
         for secret in [
+            "bottom drive",
             "twin-secret-31337",
             "forge-token-31337",
             "smtp-password-31337",

@@ -136,7 +136,7 @@ impl Error {
         match self {
             Error::Grid { source, .. } if self.is_fatal() => Some(match source.code() {
                 C::Unauthenticated | C::Unauthorized | C::TwinNotAuthorizedToCancelContract => {
-                    "the grid or the machine's agent refused the controller's credentials: check GRID_TWIN_ID and GRID_TWIN_SECRET, and that the VM was deployed with this controller's public key (its agent-signing key Secret), then the controller retries"
+                    "the grid or the machine's agent refused the controller's credentials: check GRID_MNEMONIC and GRID_KEY_TYPE (the account must have a twin that publishes this key), GRID_TWIN_ID and GRID_TWIN_SECRET with gridshim, and that the VM was deployed with this controller's public key (its agent-signing key Secret), then the controller retries"
                 }
                 _ => {
                     "the grid refused the request as invalid: check the Tester's spec and its HostPool; retried after a long back-off or at the next change"

@@ -20,6 +20,7 @@ pub mod context;
 pub mod engines;
 pub mod error;
 pub mod forge;
+pub mod grid_setup;
 pub mod hostpool;
 pub mod mail;
 pub mod metrics;

@@ -38,6 +38,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // follows waits for the API server.
     let metrics = Metrics::default();
     let (ready_tx, ready_rx) = watch::channel(false);
+    // The grid's faces, once built: `/readyz` also says whether they reach the relay and chain.
+    let (grid_health, grid_health_rx) =
+        watch::channel::<Option<Arc<crate::grid_setup::Connected>>>(None);
 
     let server = tokio::net::TcpListener::bind(config.metrics_addr).await?;
     info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
@@ -52,11 +55,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "/readyz",
             get(move || {
                 let ready = *ready_rx.borrow();
+                let grid = match &*grid_health_rx.borrow() {
+                    Some(connected) => connected.health(),
+                    None => Ok(()),
+                };
                 async move {
-                    if ready {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    match (ready, grid) {
+                        (true, Ok(())) => (StatusCode::OK, "ready".to_string()),
+                        (_, Err(why)) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {why}"),
+                        ),
+                        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready".into()),
                     }
                 }
             }),
@@ -64,17 +74,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(server, app).await });
 
     let agent_key = agent_signing_key(&client, &config).await?;
-    let base = config.grid_url.trim_end_matches('/');
-    let grid = gridapi::http::connect(&gridapi::http::Endpoints {
-        proxy: config.grid_proxy_url.clone().unwrap_or_else(|| base.into()),
-        bus: base.into(),
-        catalog: (config.catalog_url.clone()).unwrap_or_else(|| format!("{base}/catalog")),
-        twin_id: config.grid_twin_id,
-        secret: config.grid_twin_secret.clone(),
-        agent_port: config.agent_port,
-        private_proxy: config.private_network_proxy.clone(),
-        agent_key: agent_key.clone(),
-    })?;
+    let plan = crate::grid_setup::plan(&config).map_err(anyhow::Error::msg)?;
+    let connected = Arc::new(crate::grid_setup::connect(
+        &config,
+        &plan,
+        agent_key.clone(),
+    )?);
+    let _ = grid_health.send(Some(connected.clone()));
+    let grid = connected.grid.clone();
     let engines = Arc::new(crate::engines::HttpEngines::new()?);
     let forge = Arc::new(crate::forge::HttpForge::new(
         &config.forge_url,

@@ -80,8 +80,15 @@ pub struct Gridshim {
 pub const TWIN: u32 = 7;
 /// Its secret.
 pub const TWIN_SECRET: &str = "controller-secret";
+/// Its mnemonic: the controller's node calls go over RMB, signed with its keys (Substrate's
+/// public development phrase: it holds nothing anywhere else).
+pub const TWIN_MNEMONIC: &str =
+    "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
 /// The other twin (owner of names that are not ours).
 pub const OTHER_TWIN: u32 = 99;
+/// Its mnemonic (rmb-rs's test phrase).
+const OTHER_MNEMONIC: &str =
+    "volume behind cable present pull exchange wish loyal avocado snap film increase";
 
 impl Gridshim {
     /// Starts gridshim with `nodes` on the instant profile; `extra` is appended to the config.
@@ -114,7 +121,7 @@ impl Gridshim {
         let api_port = free_port();
         let mut yaml = format!(
             "listen: {bind}:{api_port}\ndb: gridshim.db\nprofile: instant\ntime_scale: 1\n\
-             twins:\n  - {{id: {TWIN}, secret: {TWIN_SECRET}}}\n  - {{id: {OTHER_TWIN}, secret: other-secret}}\n\
+             twins:\n  - {{id: {TWIN}, secret: {TWIN_SECRET}, mnemonic: \"{TWIN_MNEMONIC}\"}}\n  - {{id: {OTHER_TWIN}, secret: other-secret, mnemonic: \"{OTHER_MNEMONIC}\"}}\n\
              gateway:\n  listen: {bind}:{gateway_port}\n\
              private_network:\n  loopback_prefix: \"{prefix}\"\n  agent_port: 7070\n  web_port: 8080\n\
              engines:\n  embedder_port: 7801\n  voice_port: 7802\n\
@@ -242,6 +249,7 @@ impl Controller {
             ("PRIVATE_NETWORK_PROXY".into(), grid.private_proxy()),
             ("GRID_TWIN_ID".into(), TWIN.to_string()),
             ("GRID_TWIN_SECRET".into(), TWIN_SECRET.into()),
+            ("GRID_MNEMONIC".into(), TWIN_MNEMONIC.into()),
             // The controller's own namespace is the test's: its signing-key Secret goes there.
             ("POD_NAMESPACE".into(), namespace.into()),
             ("ADMINS".into(), ADMIN.into()),

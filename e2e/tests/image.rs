@@ -490,6 +490,7 @@ fn containerd_imports_the_image_and_runs_the_controller_as_65532() {
         "GRID_URL=http://127.0.0.1:9".into(),
         "GRID_TWIN_ID=1".into(),
         "GRID_TWIN_SECRET=e2e-image-not-a-secret".into(),
+        "GRID_NODE_BUS=http".into(),
         "FORGE_URL=http://127.0.0.1:9".into(),
         "FORGE_TOKEN=e2e-image-not-a-secret".into(),
     ] {

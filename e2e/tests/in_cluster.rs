@@ -16,7 +16,7 @@ use e2e::{
     forge::Forge,
     helm::helm_cluster,
     procs::repo_root,
-    stack::{Gridshim, TWIN, TWIN_SECRET, TestNode},
+    stack::{Gridshim, TWIN, TWIN_MNEMONIC, TWIN_SECRET, TestNode},
     wait,
 };
 use k8s_openapi::api::core::v1::Pod;
@@ -174,6 +174,7 @@ async fn the_chart_runs_the_controller_as_a_pod_that_onboards_hands_over_and_rol
             "generic",
             "sandbox-controller-credentials",
             &format!("--from-literal=grid-twin-secret={TWIN_SECRET}"),
+            &format!("--from-literal=grid-mnemonic={TWIN_MNEMONIC}"),
             &format!("--from-literal=forge-token={}", forge.token()),
         ]),
         "create the credentials Secret",

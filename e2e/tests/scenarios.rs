@@ -8,7 +8,7 @@ use controller::resources::{HostPool, Tester, condition_status, find_condition};
 use e2e::{
     fixtures::{ai_keys, host_pool, shared_engine, tester},
     smtp::SmtpSink,
-    stack::{Stack, TWIN_SECRET, TestNode},
+    stack::{Stack, TWIN_MNEMONIC, TWIN_SECRET, TestNode},
     wait,
 };
 use gridapi::proxy::NodeStatus;
@@ -638,6 +638,7 @@ async fn welcome_email_goes_once_and_no_secret_shows_in_status_events_or_logs() 
         &client_secret,
         s.forge.token(),
         TWIN_SECRET,
+        TWIN_MNEMONIC,
     ] {
         assert!(secret.len() >= 8);
         let zos_needs_it = *secret == seed || *secret == network_key;

@@ -100,14 +100,58 @@ fn yes() -> bool {
     true
 }
 
-/// A twin and its secret (stands for its mnemonic).
-#[derive(Debug, Clone, Deserialize)]
+/// A twin: its secret (the HTTP chain face's session) and, to use the RMB relay, its mnemonic.
+///
+/// gridshim stands for the chain, which knows every twin's public keys; a real chain holds only
+/// those (the account and the end-to-end key), and a real relay reads them from there. gridshim
+/// derives them from a test twin's phrase. `Debug` never shows the phrase.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwinConfig {
     /// Twin id.
     pub id: u32,
     /// Secret the client presents.
     pub secret: String,
+    /// The twin's BIP-39 phrase (a test twin's; public development phrases only). Twins without
+    /// one cannot use the relay.
+    #[serde(default)]
+    pub mnemonic: Option<String>,
+    /// Key type of the phrase: `sr25519` (default) or `ed25519`.
+    #[serde(default)]
+    pub key_type: Option<String>,
+}
+
+impl std::fmt::Debug for TwinConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwinConfig")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("mnemonic", &self.mnemonic.as_ref().map(|_| "<redacted>"))
+            .field("key_type", &self.key_type)
+            .finish()
+    }
+}
+
+impl TwinConfig {
+    /// The twin's identity, when it has a mnemonic; the error never repeats the phrase.
+    pub fn identity(&self) -> Result<Option<tfgrid::identity::Identity>, ConfigError> {
+        let Some(phrase) = &self.mnemonic else {
+            return Ok(None);
+        };
+        let invalid = |e: tfgrid::identity::IdentityError| {
+            ConfigError::Invalid(format!("twin {}: {e}", self.id))
+        };
+        let kind = match &self.key_type {
+            Some(k) => k.parse().map_err(invalid)?,
+            None => tfgrid::identity::KeyType::Sr25519,
+        };
+        tfgrid::identity::Identity::from_mnemonic(
+            &secrecy::SecretString::from(phrase.clone()),
+            kind,
+        )
+        .map(Some)
+        .map_err(invalid)
+    }
 }
 
 /// A node.
@@ -360,6 +404,9 @@ impl Config {
         if self.twins.is_empty() {
             return Err(ConfigError::Invalid("at least one twin is needed".into()));
         }
+        for t in &self.twins {
+            t.identity()?;
+        }
         let mut ids = std::collections::BTreeSet::new();
         for n in &self.nodes {
             if !ids.insert(n.id) {
@@ -396,6 +443,42 @@ mod tests {
                 .as_deref()
                 .is_some_and(|d| d.ends_with(".localhost"))
         }));
+    }
+
+    #[test]
+    fn twin_keys_come_from_the_phrase_and_debug_hides_it() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gridshim.sample.yaml");
+        let cfg = Config::load(&path).unwrap();
+        let first = &cfg.twins[0];
+        let phrase = first
+            .mnemonic
+            .clone()
+            .expect("the sample's twins have a mnemonic");
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains(phrase.split(' ').next().unwrap()), "{dbg}");
+        assert!(!dbg.contains(&first.secret), "{dbg}");
+        let sr = first.identity().unwrap().unwrap();
+        let ed = TwinConfig {
+            key_type: Some("ed25519".into()),
+            ..first.clone()
+        };
+        let ed = ed.identity().unwrap().unwrap();
+        assert_eq!(ed.key_type(), tfgrid::identity::KeyType::Ed25519);
+        assert_ne!(sr.account(), ed.account());
+        let bad = TwinConfig {
+            mnemonic: Some(
+                "bottom drive obey lake curtain smoke basket hold race lonely fit fit".into(),
+            ),
+            key_type: None,
+            ..first.clone()
+        };
+        let e = bad.identity().unwrap_err().to_string();
+        assert!(!e.contains("bottom"), "{e}");
+        let bad = TwinConfig {
+            key_type: Some("rsa".into()),
+            ..first.clone()
+        };
+        assert!(bad.identity().is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   server (listeners, router)
-//!     └─► faces: proxy, chain ─► node ─► vm (the product's agent per VM), dataplane, engines, catalog,
+//!     └─► faces: proxy, chain, relay ─► node ─► vm (the product's agent per VM), dataplane, engines, catalog,
 //!                control (admin), inspect
 //!           └─► state (Sim, World; state::{catalog, engines, vms}: what the sub-systems hold)
 //!                 └─► faults (registry), error, store, config, timing, wire
@@ -42,6 +42,8 @@ pub mod inspect;
 pub mod node;
 #[cfg(feature = "server")]
 pub mod proxy;
+#[cfg(feature = "server")]
+pub mod relay;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

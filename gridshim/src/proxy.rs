@@ -1,5 +1,5 @@
 //! The proxy face: grid-proxy's REST API verbatim (`GET /nodes`, `/nodes/{id}`, `/gateways`,
-//! `/gateways/{id}`, `/contracts`, `/farms`; JSON arrays, the `count`, `size` and `pages` headers with
+//! `/gateways/{id}`, `/contracts`, `/farms`, `/twins`; JSON arrays, the `count`, `size` and `pages` headers with
 //! `ret_count=true`, the real query filters, `{"error": ...}` answers). It lags like the real
 //! indexer: used capacity shows what nodes reported a while ago, a node that went silent stays
 //! `up` for the proxy's grace time, and a new contract shows only after the lag.
@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use gridapi::proxy::{
     COUNT_HEADER, Contract, ContractFilter, Farm, FarmFilter, Limit, Node, NodeFilter, NodeInfo,
-    NodeStatus, NodeWithNestedCapacity, PublicConfig, reserves,
+    NodeStatus, NodeWithNestedCapacity, PublicConfig, Twin, TwinFilter, reserves,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/gateways/{id}", get(get_gateway))
         .route("/contracts", get(list_contracts))
         .route("/farms", get(list_farms))
+        .route("/twins", get(list_twins))
 }
 
 /// The name gridshim gives a farm.
@@ -286,4 +287,77 @@ async fn list_farms(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Respo
         })
         .collect();
     page(items, limit)
+}
+
+/// The twins RMB can reach (the config's twins with a mnemonic, every node's twin), as
+/// grid-proxy lists them: account in SS58, the relay (gridshim's API address) and the
+/// end-to-end key in hex.
+pub fn twins(sim: &Sim) -> Vec<Twin> {
+    let relay = sim
+        .api_addr
+        .lock()
+        .expect("api lock")
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    sim.rmb
+        .iter()
+        .map(|(id, t)| Twin {
+            twin_id: id,
+            account_id: t.identity.account().ss58(),
+            relay: relay.clone(),
+            public_key: hex::encode(t.e2e.public()),
+        })
+        .collect()
+}
+
+/// Whether a listed twin passes the filter (an account in SS58 or `0x` hex).
+pub fn twin_matches(t: &Twin, f: &TwinFilter) -> bool {
+    use tfgrid::identity::AccountId;
+    let same_account = |a: &str| match (AccountId::parse(a), AccountId::parse(&t.account_id)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == t.account_id,
+    };
+    f.twin_id.is_none_or(|id| id == t.twin_id) && f.account_id.as_deref().is_none_or(same_account)
+}
+
+async fn list_twins(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Response {
+    let (f, limit): (TwinFilter, Limit) = match filter_and_limit(q.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return *e,
+    };
+    let items: Vec<Twin> = twins(&sim)
+        .into_iter()
+        .filter(|t| twin_matches(t, &f))
+        .collect();
+    page(items, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twins_filter_by_id_and_account_in_either_spelling() {
+        let id = crate::state::rmb::node_identity(1011).account();
+        let t = Twin {
+            twin_id: 1011,
+            account_id: id.ss58(),
+            relay: "127.0.0.1:8800".into(),
+            public_key: String::new(),
+        };
+        let by = |twin_id, account_id: Option<String>| TwinFilter {
+            twin_id,
+            account_id,
+        };
+        assert!(twin_matches(&t, &by(None, None)));
+        assert!(twin_matches(&t, &by(Some(1011), None)));
+        assert!(!twin_matches(&t, &by(Some(1012), None)));
+        assert!(twin_matches(&t, &by(None, Some(id.ss58()))));
+        assert!(twin_matches(
+            &t,
+            &by(None, Some(format!("0x{}", hex::encode(id.0))))
+        ));
+        let other = crate::state::rmb::node_identity(1012).account();
+        assert!(!twin_matches(&t, &by(None, Some(other.ss58()))));
+    }
 }

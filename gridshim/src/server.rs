@@ -116,6 +116,7 @@ pub async fn start(mut cfg: Config, opts: StartOptions) -> Result<Running, Start
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
     *sim.gateway_addr.lock().expect("gateway lock") = Some(gateway_addr);
+    *sim.api_addr.lock().expect("api lock") = Some(addr);
 
     let app = router(sim.clone());
     tasks.push(tokio::spawn(async move {
@@ -167,6 +168,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(crate::chain::routes())
         .merge(crate::proxy::routes())
         .merge(crate::node::routes())
+        .merge(crate::relay::routes())
         .merge(crate::dataplane::routes())
         .merge(crate::engines::routes())
         .merge(crate::catalog::routes())
@@ -179,14 +181,15 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-/// Counts a request to one of the grid's faces.
+/// Counts a request to one of the grid's faces. The relay's websocket is not counted: each
+/// command it carries is (see `relay`), so counts stay comparable with the HTTP node face.
 async fn count_request(
     axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let path = req.uri().path();
-    let simulator_only = ["/admin", "/inspect", "/healthz", "/info"]
+    let simulator_only = ["/admin", "/inspect", "/healthz", "/info", "/relay"]
         .iter()
         .any(|p| path.starts_with(p));
     if !simulator_only {

@@ -28,7 +28,7 @@ pub const ED_PREFIX: u8 = b'e';
 const SIGNING_CONTEXT: &[u8] = b"substrate";
 
 /// Why a mnemonic gives no identity. Never carries the phrase.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
     /// Not a BIP-39 English phrase (unknown word, wrong length or checksum).
     #[error(
@@ -304,7 +304,10 @@ mod tests {
     fn ss58_round_trips_and_rejects_a_bad_checksum() {
         let a = id(KeyType::Sr25519).account();
         assert_eq!(AccountId::parse(&a.ss58()), Some(a));
-        assert_eq!(AccountId::parse(&format!("0x{}", hex::encode(a.0))), Some(a));
+        assert_eq!(
+            AccountId::parse(&format!("0x{}", hex::encode(a.0))),
+            Some(a)
+        );
         let mut s = a.ss58();
         let last = s.pop().unwrap();
         s.push(if last == 'a' { 'b' } else { 'a' });
@@ -314,7 +317,9 @@ mod tests {
     #[test]
     fn a_bad_phrase_is_refused_without_repeating_it() {
         let e = Identity::from_mnemonic(
-            &SecretString::from("bottom drive obey lake curtain smoke basket hold race lonely fit fit"),
+            &SecretString::from(
+                "bottom drive obey lake curtain smoke basket hold race lonely fit fit",
+            ),
             KeyType::Sr25519,
         )
         .unwrap_err();

@@ -15,4 +15,5 @@
 
 pub mod chain;
 pub mod identity;
+pub mod network;
 pub mod rmb;

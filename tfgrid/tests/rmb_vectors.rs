@@ -102,14 +102,23 @@ fn envelopes_decode_and_challenge_as_the_go_peer_computes_them() {
 fn ciphertexts_of_the_go_peer_decrypt_and_keys_agree() {
     let v = vectors();
     let e = &v["e2e"];
-    let key = |k: &Value| E2eKey::from_bytes(&bytes(&k["private_hex"]).try_into().unwrap()).unwrap();
+    let key =
+        |k: &Value| E2eKey::from_bytes(&bytes(&k["private_hex"]).try_into().unwrap()).unwrap();
     let (a, b) = (key(&e["a"]), key(&e["b"]));
-    assert_eq!(hex::encode(a.public()), e["a"]["public_compressed_hex"].as_str().unwrap());
-    assert_eq!(hex::encode(b.public()), e["b"]["public_compressed_hex"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(a.public()),
+        e["a"]["public_compressed_hex"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(b.public()),
+        e["b"]["public_compressed_hex"].as_str().unwrap()
+    );
     let cases = e["ciphertexts"].as_array().unwrap();
     assert_eq!(cases.len(), 3);
     for c in cases {
-        let plain = b.decrypt(&a.public(), &bytes(&c["ciphertext_hex"])).unwrap();
+        let plain = b
+            .decrypt(&a.public(), &bytes(&c["ciphertext_hex"]))
+            .unwrap();
         assert_eq!(plain, bytes(&c["plaintext_hex"]));
         // And what we seal, the other side opens.
         let sealed = b.encrypt(&a.public(), &plain).unwrap();

@@ -1,6 +1,7 @@
 //! The node face: zos's `zos.deployment.deploy`, `.get` and `.changes` commands, addressed by
 //! the node's twin as the message bus (RMB) carries them: `POST /rmb/{node_twin}/{command}` with
-//! the command's payload.
+//! the command's payload and a session header, or an envelope over the RMB relay (`relay`).
+//! Both transports find the caller's twin their own way, then call [`run`].
 //!
 //! Deploy validates the deployment and queues it; each node works its queue one deployment at
 //! a time, workloads in the order zmount → network → zmachine → gateway, each reporting `init`
@@ -20,12 +21,13 @@ pub use worker::{enqueue, resume, resume_node};
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use gridapi::node::{CMD_CHANGES, CMD_DEPLOY, CMD_GET, ContractRef};
 use serde::de::DeserializeOwned;
 
@@ -53,51 +55,88 @@ fn payload<T: DeserializeOwned>(body: &[u8], command: &str) -> ApiResult<T> {
     })
 }
 
-/// One message to a node's twin: finds the node, then runs the command.
+/// A node command with its payload read, whatever transport carried it.
+#[derive(Debug, Clone)]
+pub enum Cmd {
+    /// `zos.deployment.deploy`.
+    Deploy(Box<Deployment>),
+    /// `zos.deployment.get`.
+    Get(u64),
+    /// `zos.deployment.changes`.
+    Changes(u64),
+    /// `zos.deployment.delete` (refused).
+    Delete,
+}
+
+impl Cmd {
+    /// Reads `command` and its payload, with the node's texts for a bad one.
+    pub fn parse(command: &str, body: &[u8]) -> ApiResult<Cmd> {
+        Ok(match command {
+            CMD_DEPLOY => Cmd::Deploy(Box::new(payload(body, command)?)),
+            CMD_GET => Cmd::Get(payload::<ContractRef>(body, command)?.contract_id),
+            CMD_CHANGES => Cmd::Changes(payload::<ContractRef>(body, command)?.contract_id),
+            CMD_DELETE => Cmd::Delete,
+            other => {
+                return Err(ApiError::invalid(
+                    ErrorCode::Invalid,
+                    format!("unknown command {other:?}"),
+                ));
+            }
+        })
+    }
+
+    /// The call's name, as fault scopes name it.
+    pub fn call(&self) -> &'static str {
+        match self {
+            Cmd::Deploy(_) => "deploy",
+            Cmd::Get(_) => "get_deployment",
+            Cmd::Changes(_) => "deployment_changes",
+            Cmd::Delete => "delete_deployment",
+        }
+    }
+}
+
+/// The node whose twin is `twin`.
+pub fn node_of_twin(sim: &Sim, twin: u32) -> ApiResult<u32> {
+    let w = sim.world.lock().expect("world lock");
+    w.nodes
+        .values()
+        .find(|n| n.cfg.twin_id() == twin)
+        .map(|n| n.cfg.id)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                ErrorCode::NodeNotExists,
+                format!("twin {twin} is not a node's twin"),
+            )
+        })
+}
+
+/// One message to a node's twin over HTTP: finds the node, reads the command, resolves the
+/// caller's twin from its session, then runs the command.
 async fn command(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Path((twin, command)): Path<(u32, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let node_id = {
-        let w = sim.world.lock().expect("world lock");
-        w.nodes
-            .values()
-            .find(|n| n.cfg.twin_id() == twin)
-            .map(|n| n.cfg.id)
+    let node_id = node_of_twin(&sim, twin)?;
+    let cmd = Cmd::parse(&command, &body)?;
+    let caller = sim.session(&headers, cmd.call(), Some(node_id), None)?;
+    let answer = run(sim, node_id, caller, cmd).await?;
+    Ok(([(CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// Runs a command on node `node_id` for the twin `caller` (whose session or signature the
+/// transport checked); the answer's JSON, or the node's error.
+pub async fn run(sim: Arc<Sim>, node_id: u32, caller: u32, cmd: Cmd) -> ApiResult<Vec<u8>> {
+    fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+        serde_json::to_vec(v).expect("zos types serialise")
     }
-    .ok_or_else(|| {
-        ApiError::not_found(
-            ErrorCode::NodeNotExists,
-            format!("twin {twin} is not a node's twin"),
-        )
-    })?;
-    Ok(match command.as_str() {
-        CMD_DEPLOY => deploy(sim, headers, node_id, payload(&body, &command)?)
-            .await?
-            .into_response(),
-        CMD_GET => {
-            let ContractRef { contract_id } = payload(&body, &command)?;
-            get_deployment(sim, headers, node_id, contract_id)
-                .await?
-                .into_response()
-        }
-        CMD_CHANGES => {
-            let ContractRef { contract_id } = payload(&body, &command)?;
-            changes(sim, headers, node_id, contract_id)
-                .await?
-                .into_response()
-        }
-        CMD_DELETE => delete_deployment(sim, headers, node_id)
-            .await?
-            .into_response(),
-        other => {
-            return Err(ApiError::invalid(
-                ErrorCode::Invalid,
-                format!("unknown command {other:?}"),
-            ));
-        }
+    Ok(match cmd {
+        Cmd::Deploy(d) => json(&deploy(sim, caller, node_id, *d).await?),
+        Cmd::Get(cid) => json(&get_deployment(sim, caller, node_id, cid).await?),
+        Cmd::Changes(cid) => json(&changes(sim, caller, node_id, cid).await?),
+        Cmd::Delete => json(&delete_deployment()?),
     })
 }
 
@@ -141,14 +180,8 @@ fn change(w: &Workload) -> WorkloadChange {
     }
 }
 
-async fn deploy(
-    sim: Arc<Sim>,
-    headers: HeaderMap,
-    node_id: u32,
-    mut d: Deployment,
-) -> ApiResult<Json<()>> {
+async fn deploy(sim: Arc<Sim>, twin: u32, node_id: u32, mut d: Deployment) -> ApiResult<()> {
     let call = "deploy";
-    let twin = sim.session(&headers, call, Some(node_id), None)?;
     reach(&sim, node_id, call).await?;
     validate(&d).map_err(|m| ApiError::invalid(ErrorCode::Invalid, m))?;
     {
@@ -236,35 +269,26 @@ async fn deploy(
         sim.timing.wait(Wait::RmbTimeout).await;
         return Err(ApiError::timeout("context deadline exceeded"));
     }
-    Ok(Json(()))
+    Ok(())
 }
 
-async fn get_deployment(
-    sim: Arc<Sim>,
-    headers: HeaderMap,
-    node_id: u32,
-    cid: u64,
-) -> ApiResult<Json<Deployment>> {
-    let call = "get_deployment";
-    let twin = sim.session(&headers, call, Some(node_id), None)?;
-    reach(&sim, node_id, call).await?;
+async fn get_deployment(sim: Arc<Sim>, twin: u32, node_id: u32, cid: u64) -> ApiResult<Deployment> {
+    reach(&sim, node_id, "get_deployment").await?;
     let w = sim.world.lock().expect("world lock");
     let rec = find(&w, node_id, cid, twin)?;
-    Ok(Json(rec.deployment.clone()))
+    Ok(rec.deployment.clone())
 }
 
 async fn changes(
     sim: Arc<Sim>,
-    headers: HeaderMap,
+    twin: u32,
     node_id: u32,
     cid: u64,
-) -> ApiResult<Json<Vec<WorkloadChange>>> {
-    let call = "deployment_changes";
-    let twin = sim.session(&headers, call, Some(node_id), None)?;
-    reach(&sim, node_id, call).await?;
+) -> ApiResult<Vec<WorkloadChange>> {
+    reach(&sim, node_id, "deployment_changes").await?;
     let w = sim.world.lock().expect("world lock");
     let rec = find(&w, node_id, cid, twin)?;
-    Ok(Json(rec.changes.clone()))
+    Ok(rec.changes.clone())
 }
 
 fn find(w: &World, node_id: u32, cid: u64, twin: u32) -> ApiResult<&DeploymentRec> {
@@ -284,8 +308,7 @@ fn find(w: &World, node_id: u32, cid: u64, twin: u32) -> ApiResult<&DeploymentRe
     Ok(rec)
 }
 
-async fn delete_deployment(sim: Arc<Sim>, headers: HeaderMap, node_id: u32) -> ApiResult<Json<()>> {
-    sim.session(&headers, "delete_deployment", Some(node_id), None)?;
+fn delete_deployment() -> ApiResult<()> {
     Err(ApiError::forbidden(
         ErrorCode::DeletionDisabled,
         "deletion over the api is disabled, please cancel your contract instead",

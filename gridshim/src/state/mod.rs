@@ -18,6 +18,7 @@ mod capacity;
 pub mod catalog;
 pub mod engines;
 mod records;
+pub mod rmb;
 pub mod vms;
 pub mod waits;
 
@@ -105,8 +106,14 @@ pub struct Sim {
     /// The gateway's bound address.
     pub gateway_addr: Mutex<Option<SocketAddr>>,
     /// Requests served on the grid's faces (admin, inspection and health not counted): a test
-    /// can prove a client made no grid call.
+    /// can prove a client made no grid call. A command over the RMB relay counts as one.
     pub requests: std::sync::atomic::AtomicU64,
+    /// The API's bound address (the relay's address `GET /twins` lists).
+    pub api_addr: Mutex<Option<SocketAddr>>,
+    /// The twins the RMB relay knows, with their keys.
+    pub rmb: rmb::RmbTwins,
+    /// The live RMB relay connections.
+    pub relay: rmb::RelayConnections,
 }
 
 impl std::fmt::Debug for Sim {
@@ -145,6 +152,7 @@ impl Sim {
         let catalog = CatalogState::new(&cfg)?;
         let engines = Engines::new(&cfg);
         let faults = Faults::default();
+        let rmb = rmb::RmbTwins::new(&cfg)?;
         for f in &cfg.faults {
             faults.inject(f.clone());
         }
@@ -165,6 +173,9 @@ impl Sim {
             http,
             gateway_addr: Mutex::new(None),
             requests: Default::default(),
+            api_addr: Mutex::new(None),
+            rmb,
+            relay: Default::default(),
             cfg,
         });
         sim.load()?;

@@ -64,11 +64,14 @@ pub fn signing_string(claims: &Claims) -> String {
 /// The claims of `token`, unverified: the relay reads `sub` to find the twin's key first.
 pub fn claims(token: &str, now: u64) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
-    let (Some(_), Some(c), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(_), Some(c), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
-    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| TokenError::Malformed)?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| TokenError::Malformed)?;
     let claims: Claims = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed)?;
     if claims.exp < now {
         return Err(TokenError::Expired);

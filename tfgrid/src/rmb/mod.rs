@@ -10,6 +10,6 @@ pub mod node_bus;
 pub mod peer;
 pub mod twins;
 
-pub use node_bus::RmbNodeBus;
+pub use node_bus::{RmbNodeBus, RmbSetup};
 pub use peer::{Link, Peer, PeerConfig};
 pub use twins::{ProxyTwins, TwinDirectory, TwinKeys};

@@ -2,27 +2,168 @@
 //! answers are the JSON of zos's own types; a node's error comes back as text only (zos sends
 //! code 0), so it is sorted by the texts zos and the message bus use.
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use gridapi::{
     ErrorCode, GridError, GridFuture,
     node::{CMD_CHANGES, CMD_DEPLOY, CMD_GET, ContractRef, NodeBus},
+    proxy::Proxy,
     zos::{Deployment, WorkloadChange},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::peer::Peer;
+use super::{
+    peer::{Link, Peer, PeerConfig},
+    twins::ProxyTwins,
+};
+use crate::identity::{Identity, IdentityError};
 
-/// [`NodeBus`] over an RMB [`Peer`].
-#[derive(Debug, Clone)]
+/// What the node bus needs to start its peer.
+pub struct RmbSetup {
+    /// The operator's identity, or why the mnemonic gave none (reported on every call).
+    pub identity: Result<Arc<Identity>, IdentityError>,
+    /// Where twins are looked up (our own by account, the nodes' by id).
+    pub proxy: Arc<dyn Proxy>,
+    /// The relay and the call time-out.
+    pub peer: PeerConfig,
+    /// The twin the rest of the controller acts as, when configured: the identity's twin must
+    /// be the same.
+    pub expected_twin: Option<u32>,
+}
+
+/// [`NodeBus`] over RMB. Its peer starts on first use (or [`RmbNodeBus::warm_up`]): a wrong
+/// mnemonic, an account with no twin or an unreachable relay is the error of every call (and
+/// of [`RmbNodeBus::health`]) until it is mended, never a crash.
+#[derive(Clone)]
 pub struct RmbNodeBus {
-    peer: Arc<Peer>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    setup: RmbSetup,
+    twins: Arc<ProxyTwins>,
+    peer: tokio::sync::Mutex<Option<Arc<Peer>>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for RmbNodeBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RmbNodeBus")
+            .field("relay", &self.inner.setup.peer.relay)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RmbNodeBus {
-    /// The node face of a peer.
-    pub fn new(peer: Arc<Peer>) -> Self {
-        RmbNodeBus { peer }
+    /// A node bus that will speak as `setup.identity` through `setup.peer.relay`.
+    pub fn new(setup: RmbSetup) -> Self {
+        let twins = Arc::new(ProxyTwins::new(
+            setup.proxy.clone(),
+            Duration::from_secs(300),
+        ));
+        RmbNodeBus {
+            inner: Arc::new(Inner {
+                setup,
+                twins,
+                peer: tokio::sync::Mutex::new(None),
+                last_error: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Starts the peer in the background, retrying every 5 s until it starts.
+    pub fn warm_up(&self) -> tokio::task::JoinHandle<()> {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            while bus.peer().await.is_err() {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    }
+
+    /// `Ok` while the peer is connected to its relay; otherwise why not, for `/readyz`.
+    pub fn health(&self) -> Result<(), String> {
+        if let Ok(guard) = self.inner.peer.try_lock()
+            && let Some(peer) = guard.as_ref()
+        {
+            return match &*peer.link().borrow() {
+                Link::Up => Ok(()),
+                Link::Connecting => Err(format!(
+                    "connecting to the relay {}",
+                    self.inner.setup.peer.relay
+                )),
+                Link::Down(why) => Err(format!(
+                    "relay {} unreachable: {why}",
+                    self.inner.setup.peer.relay
+                )),
+            };
+        }
+        Err(self
+            .inner
+            .last_error
+            .lock()
+            .expect("error lock")
+            .clone()
+            .unwrap_or_else(|| "the message bus has not started yet".into()))
+    }
+
+    /// The peer, started on first use.
+    async fn peer(&self) -> Result<Arc<Peer>, GridError> {
+        let mut slot = self.inner.peer.lock().await;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let started = self.start().await;
+        *self.inner.last_error.lock().expect("error lock") =
+            started.as_ref().err().map(|e| e.to_string());
+        let peer = started?;
+        *slot = Some(peer.clone());
+        Ok(peer)
+    }
+
+    async fn start(&self) -> Result<Arc<Peer>, GridError> {
+        let setup = &self.inner.setup;
+        let refused = |message: String| GridError::Fatal {
+            code: ErrorCode::Unauthenticated,
+            message,
+        };
+        let identity = setup
+            .identity
+            .as_ref()
+            .map_err(|e| refused(e.to_string()))?
+            .clone();
+        let me = self.inner.twins.of_account(&identity.account()).await;
+        let me = me.map_err(|e| match e {
+            GridError::NotFound { message, .. } => refused(message),
+            other => other,
+        })?;
+        if let Some(want) = setup.expected_twin
+            && want != me.id
+        {
+            return Err(refused(format!(
+                "the grid mnemonic's account {} is twin {}, but the controller is configured as twin {want}: use that twin's mnemonic or GRID_TWIN_ID={}",
+                identity.account(),
+                me.id,
+                me.id
+            )));
+        }
+        let peer = Peer::start(
+            identity,
+            me.id,
+            setup.peer.clone(),
+            self.inner.twins.clone(),
+        )?;
+        if me.e2e.as_deref() != Some(&peer.e2e_public()[..]) {
+            return Err(refused(format!(
+                "twin {} publishes another end-to-end key than its mnemonic's (or none), so nodes would encrypt their answers to a key this controller does not hold: update the twin's public key and relay on chain (rmb-peer or the ThreeFold dashboard does it)",
+                me.id
+            )));
+        }
+        tracing::info!(twin = me.id, relay = %setup.peer.relay, "message bus started");
+        Ok(Arc::new(peer))
     }
 
     async fn call<T: DeserializeOwned, P: Serialize>(
@@ -32,7 +173,7 @@ impl RmbNodeBus {
         payload: P,
     ) -> Result<T, GridError> {
         let body = serde_json::to_vec(&payload).expect("zos types serialise");
-        let answer = self.peer.call(node_twin, command, body).await?;
+        let answer = self.peer().await?.call(node_twin, command, body).await?;
         let answer: &[u8] = if answer.is_empty() { b"null" } else { &answer };
         serde_json::from_slice(answer).map_err(|e| GridError::Fatal {
             code: ErrorCode::Internal,
@@ -113,13 +254,19 @@ mod tests {
     #[test]
     fn zos_texts_sort_as_the_http_transport_codes_do() {
         let cases = [
-            ("failed to send request to node 3 (twin 1003): context deadline exceeded", RetryLater),
+            (
+                "failed to send request to node 3 (twin 1003): context deadline exceeded",
+                RetryLater,
+            ),
             ("context deadline exceeded", RetryLater),
             ("deployment with contract 5 already exists", Conflict),
             ("contract 5 not found", NotFound),
             ("deployment 5 not found", NotFound),
             ("twin id mismatch", Fatal),
-            ("deletion over the api is disabled, please cancel your contract instead", Fatal),
+            (
+                "deletion over the api is disabled, please cancel your contract instead",
+                Fatal,
+            ),
             ("deployment hash does not match the contract's hash", Fatal),
         ];
         for (text, want) in cases {

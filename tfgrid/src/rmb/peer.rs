@@ -151,7 +151,12 @@ impl Peer {
     }
 
     /// Calls `command` on twin `dest` with a JSON `payload`; the answer's payload.
-    pub async fn call(&self, dest: u32, command: &str, payload: Vec<u8>) -> Result<Vec<u8>, GridError> {
+    pub async fn call(
+        &self,
+        dest: u32,
+        command: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, GridError> {
         let inner = &self.inner;
         let peer = inner.twins.twin(dest).await?;
         let uid = uuid::Uuid::new_v4().to_string();
@@ -175,19 +180,24 @@ impl Peer {
             relays: vec![inner.relay_host.clone()],
             ..Default::default()
         };
-        env.payload = Some(match &peer.e2e {
-            Some(pk) => Payload::Cipher(inner.e2e.encrypt(pk, &payload).map_err(|e| {
-                GridError::Fatal {
-                    code: ErrorCode::Invalid,
-                    message: format!("twin {dest}: {e}"),
-                }
-            })?),
-            None => Payload::Plain(payload),
-        });
+        env.payload =
+            Some(match &peer.e2e {
+                Some(pk) => Payload::Cipher(inner.e2e.encrypt(pk, &payload).map_err(|e| {
+                    GridError::Fatal {
+                        code: ErrorCode::Invalid,
+                        message: format!("twin {dest}: {e}"),
+                    }
+                })?),
+                None => Payload::Plain(payload),
+            });
         env.sign(&inner.identity);
 
         let (tx, rx) = oneshot::channel();
-        inner.pending.lock().expect("pending lock").insert(uid.clone(), tx);
+        inner
+            .pending
+            .lock()
+            .expect("pending lock")
+            .insert(uid.clone(), tx);
         let _forget = Forget(inner, &uid);
         inner.send(env.encode_to_vec()).await?;
         let answer = match tokio::time::timeout(inner.cfg.call_timeout, rx).await {
@@ -244,7 +254,10 @@ impl Inner {
                 Link::Down(why) => why.clone(),
                 _ => "not connected yet".to_string(),
             };
-            if tokio::time::timeout_at(deadline, link.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, link.changed())
+                .await
+                .is_err()
+            {
                 return Err(retry_later(
                     ErrorCode::BadGateway,
                     format!("relay {} unreachable: {why}", self.cfg.relay),
@@ -264,11 +277,17 @@ impl Inner {
         {
             return Err(retry_later(
                 ErrorCode::BadGateway,
-                format!("{command} to twin {dest}: the relay answered: {}", e.message),
+                format!(
+                    "{command} to twin {dest}: the relay answered: {}",
+                    e.message
+                ),
             ));
         }
         if env.source_twin() != dest {
-            return Err(unverified(format!("it came from twin {}", env.source_twin())));
+            return Err(unverified(format!(
+                "it came from twin {}",
+                env.source_twin()
+            )));
         }
         let peer = self.twins.twin(dest).await?;
         if let Err(e) = env.verify(&peer.account) {
