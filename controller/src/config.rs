@@ -37,7 +37,8 @@ fn network(s: &str) -> Result<tfgrid::network::Network, String> {
 }
 
 fn key_type(s: &str) -> Result<tfgrid::identity::KeyType, String> {
-    s.parse().map_err(|e: tfgrid::identity::IdentityError| e.to_string())
+    s.parse()
+        .map_err(|e: tfgrid::identity::IdentityError| e.to_string())
 }
 
 /// Onboards testers onto a shared sandbox on the grid.
@@ -272,7 +273,10 @@ impl Config {
         self.release_index_url.clone().unwrap_or_else(|| {
             format!(
                 "{}/releases/index.json",
-                self.grid_url.as_deref().unwrap_or_default().trim_end_matches('/')
+                self.grid_url
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
             )
         })
     }

@@ -54,13 +54,16 @@ pub fn plan(c: &Config) -> Result<Plan, String> {
                 );
             }
             let relay = rmb.then(|| {
-                c.grid_relay_url.clone().unwrap_or_else(|| {
-                    format!("{}/relay", base.replacen("http", "ws", 1))
-                })
+                c.grid_relay_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{}/relay", base.replacen("http", "ws", 1)))
             });
             Ok(Plan {
                 proxy: c.grid_proxy_url.clone().unwrap_or_else(|| base.into()),
-                catalog: c.catalog_url.clone().unwrap_or_else(|| format!("{base}/catalog")),
+                catalog: c
+                    .catalog_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{base}/catalog")),
                 http_bus: Some(base.into()),
                 relay,
                 chain: None,
@@ -68,7 +71,10 @@ pub fn plan(c: &Config) -> Result<Plan, String> {
         }
         GridKind::Tfgrid => {
             if !rmb {
-                return Err("GRID=tfgrid calls nodes over RMB only: unset GRID_NODE_BUS or set it to rmb".into());
+                return Err(
+                    "GRID=tfgrid calls nodes over RMB only: unset GRID_NODE_BUS or set it to rmb"
+                        .into(),
+                );
             }
             let catalog = c.catalog_url.clone().ok_or(
                 "CATALOG_URL is required with GRID=tfgrid (the release catalog is the project's own service)",
@@ -114,9 +120,10 @@ impl Connected {
 /// Builds every face of `plan`. Fails only on settings that cannot work at all; connections
 /// are made in the background.
 pub fn connect(c: &Config, plan: &Plan, agent_key: ControllerKey) -> anyhow::Result<Connected> {
-    let identity = c.grid_mnemonic.as_ref().map(|m| {
-        tfgrid::identity::Identity::from_mnemonic(m, c.grid_key_type).map(Arc::new)
-    });
+    let identity = c
+        .grid_mnemonic
+        .as_ref()
+        .map(|m| tfgrid::identity::Identity::from_mnemonic(m, c.grid_key_type).map(Arc::new));
     // The node bus over RMB, reading twins from `proxy`.
     let rmb = |proxy: Arc<dyn Proxy>| {
         plan.relay.as_ref().map(|relay| {
@@ -237,10 +244,19 @@ mod tests {
 
     #[test]
     fn what_is_missing_is_said() {
-        let e = plan(&config(&["--grid-url=http://g", "--grid-twin-id=7", "--grid-twin-secret=s"]))
-            .unwrap_err();
+        let e = plan(&config(&[
+            "--grid-url=http://g",
+            "--grid-twin-id=7",
+            "--grid-twin-secret=s",
+        ]))
+        .unwrap_err();
         assert!(e.contains("GRID_MNEMONIC"), "{e}");
-        let e = plan(&config(&["--grid=tfgrid", "--grid-node-bus=http", MNEMONIC])).unwrap_err();
+        let e = plan(&config(&[
+            "--grid=tfgrid",
+            "--grid-node-bus=http",
+            MNEMONIC,
+        ]))
+        .unwrap_err();
         assert!(e.contains("RMB only"), "{e}");
         let e = plan(&config(&["--grid=tfgrid", MNEMONIC])).unwrap_err();
         assert!(e.contains("CATALOG_URL"), "{e}");

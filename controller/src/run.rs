@@ -62,10 +62,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 async move {
                     match (ready, grid) {
                         (true, Ok(())) => (StatusCode::OK, "ready".to_string()),
-                        (_, Err(why)) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("not ready: {why}"),
-                        ),
+                        (_, Err(why)) => {
+                            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"))
+                        }
                         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready".into()),
                     }
                 }

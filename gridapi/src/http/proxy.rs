@@ -103,10 +103,7 @@ impl Proxy for HttpProxy {
                 .map_err(|e| transport(e, what))?;
             read(resp, what).await
         };
-        Box::pin(
-            once.retry(retries())
-                .when(crate::GridError::is_retry_later),
-        )
+        Box::pin(once.retry(retries()).when(crate::GridError::is_retry_later))
     }
 
     fn gateways<'a>(&'a self, filter: &'a NodeFilter, limit: Limit) -> GridFuture<'a, Page<Node>> {

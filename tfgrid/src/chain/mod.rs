@@ -17,38 +17,34 @@
 //! information encodes and decodes them, so runtime upgrades that keep these calls and types
 //! (by name and shape) do not break the client.
 
+mod calls;
 pub mod errors;
 mod lazy;
 pub mod runtime;
 pub mod signer;
+mod submit;
 
+pub use calls::*;
 pub use lazy::LazyChain;
+use submit::{Landed, SubmitFailure, missing_event};
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use gridapi::{
     ErrorCode, GridError, GridFuture,
-    chain::{
-        Cause, Chain, Contract, ContractData, ContractState, CreateNodeContract,
-        MAX_DEPLOYMENT_DATA, NameContract, NodeContract, RentContract, check_name,
-    },
+    chain::{Chain, Contract, CreateNodeContract},
 };
 use subxt::{
     OnlineClient,
     backend::LegacyBackend,
-    config::{DefaultExtrinsicParamsBuilder, RpcConfigFor},
-    error::{ExtrinsicError, TransactionEventsError, TransactionProgressError},
+    config::RpcConfigFor,
     rpcs::{RpcClient, methods::LegacyRpcMethods},
-    tx::TransactionStatus,
 };
 use tokio::sync::Mutex;
 
 use crate::identity::Identity;
-use errors::{
-    TIMEOUT_MESSAGE, chain_text, from_dispatch_error, from_pallet_error, from_pool_refusal,
-    is_connection_lost, name_exists,
-};
-use runtime::{contract_types as ct, tfchain};
+use errors::{TIMEOUT_MESSAGE, chain_text, from_pallet_error, is_connection_lost, name_exists};
+use runtime::tfchain;
 use signer::{TfConfig, account_id32};
 
 /// How long a change waits for its block.
@@ -195,128 +191,6 @@ fn stale(message: String) -> GridError {
     }
 }
 
-/// The deployment hash as the chain stores it: the 32 hex characters' ASCII bytes (as
-/// tfchain-client-go's `NewHexHash` and grid-client pass it).
-pub fn hex_hash(deployment_hash: &str) -> Result<[u8; 32], GridError> {
-    <[u8; 32]>::try_from(deployment_hash.as_bytes()).map_err(|_| GridError::Fatal {
-        code: ErrorCode::Invalid,
-        message: format!(
-            "deployment hash must be 32 hex characters, got {} bytes",
-            deployment_hash.len()
-        ),
-    })
-}
-
-/// A contract as the pallet stores it → [`Contract`].
-pub fn to_contract(c: ct::Contract) -> Contract {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    Contract {
-        version: c.version,
-        state: match c.state {
-            ct::ContractState::Created => ContractState::Created,
-            ct::ContractState::Deleted(cause) => ContractState::Deleted(match cause {
-                ct::Cause::CanceledByUser => Cause::CanceledByUser,
-                ct::Cause::OutOfFunds => Cause::OutOfFunds,
-                ct::Cause::CanceledByCollective => Cause::CanceledByCollective,
-            }),
-            ct::ContractState::GracePeriod(block) => ContractState::GracePeriod(block),
-        },
-        contract_id: c.contract_id,
-        twin_id: c.twin_id,
-        contract_type: match c.contract_type {
-            ct::ContractData::NodeContract(n) => ContractData::NodeContract(NodeContract {
-                node_id: n.node_id,
-                deployment_hash: text(&n.deployment_hash),
-                deployment_data: text(&n.deployment_data.0),
-                public_ips: n.public_ips,
-            }),
-            ct::ContractData::NameContract(n) => ContractData::NameContract(NameContract {
-                name: text(&n.name.0.0),
-            }),
-            ct::ContractData::RentContract(r) => {
-                ContractData::RentContract(RentContract { node_id: r.node_id })
-            }
-        },
-        solution_provider_id: c.solution_provider_id,
-    }
-}
-
-fn bounded(b: Vec<u8>) -> tfchain::runtime_types::bounded_collections::bounded_vec::BoundedVec<u8> {
-    tfchain::runtime_types::bounded_collections::bounded_vec::BoundedVec(b)
-}
-
-/// The call `SmartContractModule::create_node_contract`.
-pub fn create_node_contract_call(
-    req: &CreateNodeContract,
-) -> Result<
-    subxt::tx::StaticPayload<tfchain::smart_contract_module::calls::CreateNodeContract>,
-    GridError,
-> {
-    if req.deployment_data.len() > MAX_DEPLOYMENT_DATA {
-        return Err(GridError::from_body(gridapi::ErrorBody::new(
-            ErrorCode::ContractMetadataTooLong,
-            format!(
-                "ContractMetadataTooLong: deployment data is {} bytes, at most {MAX_DEPLOYMENT_DATA}",
-                req.deployment_data.len()
-            ),
-        )));
-    }
-    Ok(tfchain::transactions()
-        .smart_contract_module()
-        .create_node_contract(
-            req.node_id,
-            hex_hash(&req.deployment_hash)?,
-            bounded(req.deployment_data.as_bytes().to_vec()),
-            req.public_ips,
-            req.solution_provider_id,
-        )
-        .unvalidated())
-}
-
-/// The call `SmartContractModule::create_name_contract`.
-pub fn create_name_contract_call(
-    name: &str,
-) -> Result<
-    subxt::tx::StaticPayload<tfchain::smart_contract_module::calls::CreateNameContract>,
-    GridError,
-> {
-    if let Some(code) = check_name(name) {
-        return Err(GridError::from_body(gridapi::ErrorBody::new(
-            code,
-            format!("{code:?}: gateway name {name:?}"),
-        )));
-    }
-    Ok(tfchain::transactions()
-        .smart_contract_module()
-        .create_name_contract(name.as_bytes().to_vec())
-        .unvalidated())
-}
-
-/// The call `SmartContractModule::cancel_contract`.
-pub fn cancel_contract_call(
-    contract_id: u64,
-) -> subxt::tx::StaticPayload<tfchain::smart_contract_module::calls::CancelContract> {
-    tfchain::transactions()
-        .smart_contract_module()
-        .cancel_contract(contract_id)
-        .unvalidated()
-}
-
-/// The name as the storage key `ContractIDByNameRegistration` takes it.
-pub fn name_key(
-    name: &str,
-) -> tfchain::runtime_types::pallet_smart_contract::grid_contract::NameContractName {
-    tfchain::runtime_types::pallet_smart_contract::grid_contract::NameContractName(bounded(
-        name.as_bytes().to_vec(),
-    ))
-}
-
-/// What a landed extrinsic gave back.
-enum Landed {
-    /// Its events (success).
-    Events(subxt::extrinsics::ExtrinsicEvents<TfConfig>),
-}
-
 impl TfChain {
     /// Connects to a tfchain node (`wss://tfchain.grid.tf/ws`, ...) and looks up the identity's
     /// twin (`TfgridModule::TwinIdByAccountID`).
@@ -439,105 +313,6 @@ impl TfChain {
                     tracing::warn!(url = %self.url, "tfchain connection lost, reconnecting: {text}");
                     retried = true;
                 }
-            }
-        }
-    }
-
-    /// Signs and submits a call, and waits for its block (at most [`BLOCK_TIMEOUT`]). A
-    /// dispatch error is returned as `Err(Ok(pallet error))` for the caller to map.
-    async fn submit<C>(&self, call: &C, what: &str) -> Result<Landed, SubmitError>
-    where
-        C: subxt::tx::Payload + Send + Sync,
-    {
-        let conn = self.conn().await.map_err(SubmitError::Grid)?;
-        let lost = |e: &(dyn std::error::Error + 'static)| match Failure::from_subxt(e, what) {
-            Failure::ConnectionLost(text) => SubmitError::Lost(text),
-            Failure::Grid(g) => SubmitError::Grid(g),
-        };
-        // Sign with the pool's next nonce and submit, one submission at a time.
-        let progress = {
-            let _one = self.submit.lock().await;
-            let at = tokio::time::timeout(READ_TIMEOUT, conn.at_best())
-                .await
-                .map_err(|_| SubmitError::Grid(timeout(what)))?
-                .map_err(|e| lost(&e))?;
-            let params = DefaultExtrinsicParamsBuilder::<TfConfig>::new()
-                .mortal(MORTALITY)
-                .build();
-            let mut tx = at.tx();
-            let signed = tokio::time::timeout(
-                READ_TIMEOUT,
-                tx.create_signed(call, &*self.identity, params),
-            )
-            .await
-            .map_err(|_| SubmitError::Grid(timeout(what)))?
-            .map_err(|e| match &e {
-                ExtrinsicError::ErrorSubmittingTransaction(_) => lost(&e),
-                _ if is_connection_lost(&e) => lost(&e),
-                _ => SubmitError::Grid(GridError::Fatal {
-                    code: ErrorCode::Internal,
-                    message: format!("{what}: cannot build the extrinsic: {}", chain_text(&e)),
-                }),
-            })?;
-            tokio::time::timeout(READ_TIMEOUT, signed.submit_and_watch())
-                .await
-                .map_err(|_| SubmitError::Grid(timeout(what)))?
-                .map_err(|e| {
-                    if is_connection_lost(&e) {
-                        lost(&e)
-                    } else {
-                        SubmitError::Grid(from_pool_refusal(&chain_text(&e), what))
-                    }
-                })?
-        };
-        let wait = async move {
-            let mut progress = progress;
-            while let Some(status) = progress.next().await {
-                let status = status.map_err(|e| match &e {
-                    TransactionProgressError::TransactionStatusError(s) => {
-                        SubmitError::Grid(from_pool_refusal(&s.to_string(), what))
-                    }
-                    _ => lost(&e),
-                })?;
-                let in_block = match status {
-                    TransactionStatus::InBestBlock(b) | TransactionStatus::InFinalizedBlock(b) => b,
-                    TransactionStatus::Error { message }
-                    | TransactionStatus::Invalid { message }
-                    | TransactionStatus::Dropped { message } => {
-                        return Err(SubmitError::Grid(from_pool_refusal(&message, what)));
-                    }
-                    _ => continue,
-                };
-                return match in_block.wait_for_success().await {
-                    Ok(events) => Ok(Landed::Events(events)),
-                    Err(TransactionEventsError::ExtrinsicFailed(d)) => {
-                        Err(SubmitError::Dispatch(from_dispatch_error(&d, what)))
-                    }
-                    Err(e) => Err(lost(&e)),
-                };
-            }
-            Err(SubmitError::Grid(timeout(what)))
-        };
-        tokio::time::timeout(BLOCK_TIMEOUT, wait)
-            .await
-            .unwrap_or_else(|_| Err(SubmitError::Grid(timeout(what))))
-    }
-
-    /// [`Self::submit`], errors mapped, a lost connection dropped for the next call.
-    async fn submit_mapped<C>(&self, call: &C, what: &str) -> Result<Landed, SubmitFailure>
-    where
-        C: subxt::tx::Payload + Send + Sync,
-    {
-        match self.submit(call, what).await {
-            Ok(l) => Ok(l),
-            Err(SubmitError::Grid(g)) => Err(SubmitFailure::Grid(g)),
-            Err(SubmitError::Dispatch(Ok(g))) => Err(SubmitFailure::Grid(g)),
-            Err(SubmitError::Dispatch(Err(pe))) => Err(SubmitFailure::Pallet(pe)),
-            Err(SubmitError::Lost(text)) => {
-                self.drop_conn().await;
-                Err(SubmitFailure::Grid(stale(format!(
-                    "{what}: tfchain connection lost while submitting, it may have landed: {text}"
-                ))))
             }
         }
     }
@@ -696,29 +471,6 @@ impl TfChain {
     }
 }
 
-fn missing_event(what: &str) -> GridError {
-    GridError::Fatal {
-        code: ErrorCode::Internal,
-        message: format!("{what}: landed, but no ContractCreated event and no contract found"),
-    }
-}
-
-/// Why a submission failed, before mapping.
-enum SubmitError {
-    /// Final, mapped.
-    Grid(GridError),
-    /// The extrinsic failed in its block: mapped, or a pallet error by name.
-    Dispatch(Result<GridError, errors::PalletError>),
-    /// The connection was lost: it may have landed.
-    Lost(String),
-}
-
-/// Why a submission failed, after mapping.
-enum SubmitFailure {
-    Grid(GridError),
-    Pallet(errors::PalletError),
-}
-
 impl Chain for TfChain {
     fn twin_id(&self) -> u32 {
         self.twin_id
@@ -762,55 +514,5 @@ mod tests {
     #[test]
     fn tfchain_is_send_and_sync() {
         assert_send_sync::<TfChain>();
-    }
-
-    #[test]
-    fn hashes_are_the_hex_characters() {
-        assert_eq!(
-            &hex_hash("0123456789abcdef0123456789abcdef").unwrap(),
-            b"0123456789abcdef0123456789abcdef"
-        );
-        assert!(hex_hash("0123").is_err());
-    }
-
-    #[test]
-    fn calls_refuse_what_the_chain_refuses() {
-        let long = CreateNodeContract {
-            node_id: 1,
-            deployment_hash: "0123456789abcdef0123456789abcdef".into(),
-            deployment_data: "x".repeat(MAX_DEPLOYMENT_DATA + 1),
-            public_ips: 0,
-            solution_provider_id: None,
-        };
-        let err = create_node_contract_call(&long).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::ContractMetadataTooLong);
-        let err = create_name_contract_call("ab").unwrap_err();
-        assert_eq!(err.code(), ErrorCode::NameContractNameTooShort);
-        assert!(create_name_contract_call("alice-sandbox").is_ok());
-    }
-
-    #[test]
-    fn contracts_convert() {
-        let c = ct::Contract {
-            version: 6,
-            state: ct::ContractState::Deleted(ct::Cause::OutOfFunds),
-            contract_id: 42,
-            twin_id: 7,
-            contract_type: ct::ContractData::NodeContract(ct::NodeContract {
-                node_id: 11,
-                deployment_hash: *b"0123456789abcdef0123456789abcdef",
-                deployment_data: bounded(b"{}".to_vec()),
-                public_ips: 0,
-                public_ips_list:
-                    tfchain::runtime_types::bounded_collections::bounded_vec::BoundedVec(vec![]),
-            }),
-            solution_provider_id: None,
-        };
-        let c = to_contract(c);
-        assert_eq!(c.state, ContractState::Deleted(Cause::OutOfFunds));
-        let n = c.node_contract().unwrap();
-        assert_eq!(n.deployment_hash, "0123456789abcdef0123456789abcdef");
-        assert_eq!(n.deployment_data, "{}");
-        assert_eq!(n.node_id, 11);
     }
 }
