@@ -52,6 +52,9 @@ pub struct SignatureRequirement {
     /// The weight the signatures must add up to.
     #[serde(default)]
     pub weight_required: u32,
+    /// The signatures of the challenge hash (not part of the challenge itself).
+    #[serde(default)]
+    pub signatures: Vec<Signature>,
     /// `""` (sign the challenge hash) or `polka-wallet`.
     #[serde(default)]
     pub signature_style: String,
@@ -67,9 +70,22 @@ impl SignatureRequirement {
                 weight: 1,
             }],
             weight_required: 1,
+            signatures: Vec::new(),
             signature_style: String::new(),
         }
     }
+}
+
+/// A twin's signature of a deployment, as zos's `Signature`: the hex of the signature of the
+/// raw 16-byte challenge hash, and the key type that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The signing twin.
+    pub twin_id: u32,
+    /// Hex of the 64-byte signature.
+    pub signature: String,
+    /// `sr25519` or `ed25519`.
+    pub signature_type: String,
 }
 
 /// One twin's part of a [`SignatureRequirement`].

@@ -97,6 +97,13 @@ async fn write(mut sink: SplitSink<WebSocket, Frame>, mut rx: mpsc::UnboundedRec
 }
 
 impl Conn {
+    /// zos verifies a deployment's signatures against the twins' keys on chain
+    /// (`Deployment.Verify`) before it takes it; gridshim has the keys of its config's twins.
+    fn verify(&self, cmd: &Cmd) -> Result<(), String> {
+        let Cmd::Deploy(d) = cmd else { return Ok(()) };
+        tfgrid::rmb::node_bus::verify(d, |t| self.sim.rmb.get(t).map(|r| r.identity.account()))
+    }
+
     fn send(&self, env: &Envelope) {
         let _ = self.out.send(Out::Frame(env.encode_to_vec()));
     }
@@ -163,9 +170,12 @@ impl Conn {
                     self.close.send_replace(true);
                     return;
                 }
-                node::run(self.sim.clone(), node_id, self.twin, cmd)
-                    .await
-                    .map_err(|e| e.body.message)
+                match self.verify(&cmd) {
+                    Ok(()) => node::run(self.sim.clone(), node_id, self.twin, cmd)
+                        .await
+                        .map_err(|e| e.body.message),
+                    Err(text) => Err(text),
+                }
             }
             Err(text) => Err(text),
         };

@@ -11,7 +11,7 @@ use gridapi::{
     ErrorCode, GridError, GridFuture,
     node::{CMD_CHANGES, CMD_DEPLOY, CMD_GET, ContractRef, NodeBus},
     proxy::Proxy,
-    zos::{Deployment, WorkloadChange},
+    zos::{Deployment, Signature, WorkloadChange},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -19,7 +19,7 @@ use super::{
     peer::{Link, Peer, PeerConfig},
     twins::ProxyTwins,
 };
-use crate::identity::{Identity, IdentityError};
+use crate::identity::{AccountId, Identity, IdentityError};
 
 /// What the node bus needs to start its peer.
 pub struct RmbSetup {
@@ -183,9 +183,18 @@ impl RmbNodeBus {
 }
 
 impl NodeBus for RmbNodeBus {
+    /// Signs the deployment's challenge hash as grid-client does (`Deployment.Sign`), then sends it.
     fn deploy<'a>(&'a self, node_twin: u32, deployment: &'a Deployment) -> GridFuture<'a, ()> {
         Box::pin(async move {
-            let _: serde_json::Value = self.call(node_twin, CMD_DEPLOY, deployment).await?;
+            let twin = self.peer().await?.twin();
+            let identity = self
+                .inner
+                .setup
+                .identity
+                .as_ref()
+                .expect("a started peer has an identity");
+            let signed = sign(deployment, twin, identity);
+            let _: serde_json::Value = self.call(node_twin, CMD_DEPLOY, &signed).await?;
             Ok(())
         })
     }
@@ -197,6 +206,67 @@ impl NodeBus for RmbNodeBus {
     fn changes(&self, node_twin: u32, contract_id: u64) -> GridFuture<'_, Vec<WorkloadChange>> {
         Box::pin(self.call(node_twin, CMD_CHANGES, ContractRef { contract_id }))
     }
+}
+
+/// The deployment with `twin`'s signature of its challenge hash (the raw 16 bytes of the MD5),
+/// replacing an earlier signature of the same twin, as zos's `Deployment.Sign` does.
+pub fn sign(deployment: &Deployment, twin: u32, identity: &Identity) -> Deployment {
+    let mut signed = deployment.clone();
+    let hash = hex::decode(deployment.challenge_hash()).expect("the challenge hash is hex");
+    let signature = Signature {
+        twin_id: twin,
+        signature: hex::encode(identity.sign(&hash)),
+        signature_type: identity.key_type().to_string(),
+    };
+    let sigs = &mut signed.signature_requirement.signatures;
+    sigs.retain(|s| s.twin_id != twin);
+    sigs.push(signature);
+    signed
+}
+
+/// Checks a deployment's signatures as zos's `Deployment.Verify` does (default signature style),
+/// with its texts; `key_of` gives a twin's account.
+pub fn verify(
+    deployment: &Deployment,
+    key_of: impl Fn(u32) -> Option<AccountId>,
+) -> Result<(), String> {
+    let req = &deployment.signature_requirement;
+    let hash = hex::decode(deployment.challenge_hash()).expect("the challenge hash is hex");
+    let mut originator = false;
+    let mut weight = 0;
+    for r in &req.requests {
+        let required = r.required || r.twin_id == deployment.twin_id;
+        originator |= r.twin_id == deployment.twin_id;
+        let Some(sig) = req.signatures.iter().find(|s| s.twin_id == r.twin_id) else {
+            if required {
+                return Err(format!(
+                    "missing required signature for twin '{}'",
+                    r.twin_id
+                ));
+            }
+            continue;
+        };
+        let account = key_of(r.twin_id)
+            .ok_or_else(|| format!("failed to get public key for twin '{}'", r.twin_id))?;
+        let raw = hex::decode(&sig.signature).map_err(|e| format!("invalid signature: {e}"))?;
+        let prefix = if sig.signature_type == "sr25519" {
+            crate::identity::SR_PREFIX
+        } else {
+            crate::identity::ED_PREFIX
+        };
+        let prefixed = [&[prefix][..], &raw].concat();
+        account
+            .verify(&prefixed, &hash)
+            .map_err(|_| "failed to verify signature".to_string())?;
+        weight += r.weight;
+    }
+    if !originator {
+        return Err("originator twin id must be in the signature requests".into());
+    }
+    if weight < req.weight_required {
+        return Err("required signature weight is not reached".into());
+    }
+    Ok(())
 }
 
 /// Sorts a node's error text into what the caller does about it.
@@ -250,6 +320,42 @@ pub fn node_error(text: &str, node_twin: u32, command: &str) -> GridError {
 mod tests {
     use super::*;
     use gridapi::ErrorCategory::*;
+
+    #[test]
+    fn a_signed_deployment_verifies_and_a_changed_one_does_not() {
+        use gridapi::zos::SignatureRequirement;
+        let me = Identity::from_seed(zeroize::Zeroizing::new([4; 32]), Default::default());
+        let d = Deployment {
+            version: 0,
+            twin_id: 7,
+            contract_id: 5,
+            metadata: String::new(),
+            description: "test".into(),
+            expiration: 0,
+            signature_requirement: SignatureRequirement::by(7),
+            workloads: vec![],
+        };
+        let key = |t: u32| (t == 7).then(|| me.account());
+        assert_eq!(
+            verify(&d, key),
+            Err("missing required signature for twin '7'".into())
+        );
+        let signed = sign(&d, 7, &me);
+        assert_eq!(verify(&signed, key), Ok(()));
+        assert_eq!(
+            signed.challenge_hash(),
+            d.challenge_hash(),
+            "signatures are not hashed"
+        );
+        let resigned = sign(&signed, 7, &me);
+        assert_eq!(resigned.signature_requirement.signatures.len(), 1);
+        let mut changed = signed.clone();
+        changed.description = "other".into();
+        assert_eq!(
+            verify(&changed, key),
+            Err("failed to verify signature".into())
+        );
+    }
 
     #[test]
     fn zos_texts_sort_as_the_http_transport_codes_do() {
