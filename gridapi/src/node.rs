@@ -32,4 +32,10 @@ pub trait NodeBus: Send + Sync {
     fn get(&self, node_twin: u32, contract_id: u64) -> GridFuture<'_, Deployment>;
     /// `zos.deployment.changes`: every state each workload went through.
     fn changes(&self, node_twin: u32, contract_id: u64) -> GridFuture<'_, Vec<WorkloadChange>>;
+    /// Whether node calls can be made now (the bus is connected, as the operator's twin):
+    /// checked before a contract is created, so nothing is paid for on chain that could not be
+    /// deployed. Always ready by default.
+    fn ready(&self) -> GridFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }

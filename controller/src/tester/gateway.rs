@@ -276,6 +276,7 @@ async fn claim(pass: &mut Pass<'_>, name: &str) -> Result<Option<u64>> {
         }
         return Ok(adopt_if_ours(pass, name, o.twin_id, o.contract_id, me));
     }
+    super::grid::nodes_ready(pass.ctx).await?;
     match pass
         .ctx
         .grid(

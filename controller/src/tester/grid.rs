@@ -83,6 +83,13 @@ pub async fn contract_for(ctx: &Context, node_id: u32, hash: &str) -> Result<Opt
     .await
 }
 
+/// Fails unless node calls can be made now: checked before any contract is created, so that
+/// nothing is paid for on chain that could not then be deployed (an account without a twin, a
+/// relay down).
+pub async fn nodes_ready(ctx: &Context) -> Result<()> {
+    ctx.grid("node_bus_ready", ctx.grid.nodes.ready()).await
+}
+
 /// Creates the node contract for `hash` on `node`, or adopts the live one the chain already
 /// holds for it (it refuses a second one: a call that timed out may have landed). The flag says
 /// whether it was adopted.
@@ -92,6 +99,7 @@ pub async fn node_contract(
     hash: &str,
     tag: &ContractTag,
 ) -> Result<(u64, bool)> {
+    nodes_ready(ctx).await?;
     let req = CreateNodeContract {
         node_id: node,
         deployment_hash: hash.to_string(),

@@ -65,13 +65,16 @@ pub async fn named(b: &mut Build<'_>) -> Result<Flow> {
                 b.status.gateway_name = None;
                 return Ok(Flow::Requeue(Duration::from_millis(100)));
             }
-            None => match b
-                .ctx
-                .grid(
-                    "create_name_contract",
-                    b.ctx.grid.chain.create_name_contract(&name),
-                )
-                .await
+            None => match async {
+                crate::tester::grid::nodes_ready(b.ctx).await?;
+                b.ctx
+                    .grid(
+                        "create_name_contract",
+                        b.ctx.grid.chain.create_name_contract(&name),
+                    )
+                    .await
+            }
+            .await
             {
                 Ok(c) => c.contract_id,
                 Err(Error::Grid {

@@ -203,6 +203,35 @@ impl NodeBus for RmbNodeBus {
         Box::pin(self.call(node_twin, CMD_GET, ContractRef { contract_id }))
     }
 
+    /// Started as a twin that exists and publishes our key, and connected to the relay (a link
+    /// still connecting gets 2 s).
+    fn ready(&self) -> GridFuture<'_, ()> {
+        Box::pin(async move {
+            let peer = self.peer().await?;
+            let mut link = peer.link();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            loop {
+                let why = match &*link.borrow_and_update() {
+                    Link::Up => return Ok(()),
+                    Link::Connecting => "still connecting".to_string(),
+                    Link::Down(why) => why.clone(),
+                };
+                if tokio::time::timeout_at(deadline, link.changed())
+                    .await
+                    .is_err()
+                {
+                    return Err(GridError::RetryLater {
+                        code: ErrorCode::BadGateway,
+                        message: format!(
+                            "relay {} unreachable: {why}",
+                            self.inner.setup.peer.relay
+                        ),
+                    });
+                }
+            }
+        })
+    }
+
     fn changes(&self, node_twin: u32, contract_id: u64) -> GridFuture<'_, Vec<WorkloadChange>> {
         Box::pin(self.call(node_twin, CMD_CHANGES, ContractRef { contract_id }))
     }
