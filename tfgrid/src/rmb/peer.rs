@@ -416,3 +416,77 @@ async fn serve(inner: &Inner, mut stream: futures::stream::SplitStream<Socket>) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rmb::twins::TwinKeys;
+
+    struct NoTwins;
+
+    impl TwinDirectory for NoTwins {
+        fn twin(&self, id: u32) -> gridapi::GridFuture<'_, TwinKeys> {
+            Box::pin(async move {
+                Err(GridError::NotFound {
+                    code: ErrorCode::NotFound,
+                    message: format!("twin {id} not found"),
+                })
+            })
+        }
+        fn forget(&self, _: u32) {}
+    }
+
+    /// A `wss://` relay is reached over TLS (rustls with ring, webpki roots): a server that
+    /// speaks no TLS is a link down with the handshake's error, and the peer keeps trying.
+    #[tokio::test]
+    async fn a_wss_relay_is_spoken_to_over_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = s.write_all(b"HTTP/1.1 400 not tls\r\n\r\n").await;
+            }
+        });
+        let identity = Identity::from_seed(zeroize::Zeroizing::new([3; 32]), Default::default());
+        let peer = Peer::start(
+            Arc::new(identity),
+            7,
+            PeerConfig {
+                relay: format!("wss://localhost:{port}"),
+                session: None,
+                call_timeout: Duration::from_secs(1),
+            },
+            Arc::new(NoTwins),
+        )
+        .unwrap();
+        let mut link = peer.link();
+        let why = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Link::Down(why) = &*link.borrow_and_update() {
+                    return why.clone();
+                }
+                link.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the link goes down");
+        assert!(!why.is_empty());
+        assert!(
+            Peer::start(
+                Arc::new(Identity::from_seed(
+                    zeroize::Zeroizing::new([3; 32]),
+                    Default::default()
+                )),
+                7,
+                PeerConfig {
+                    relay: "https://relay.grid.tf".into(),
+                    session: None,
+                    call_timeout: Duration::from_secs(1),
+                },
+                Arc::new(NoTwins),
+            )
+            .is_err()
+        );
+    }
+}
