@@ -189,6 +189,25 @@ impl GridError {
         }
     }
 
+    /// A [`GridError::NameExists`] about `name` (the chain's error does not say which name);
+    /// any other error unchanged.
+    pub fn for_name(self, name: &str) -> GridError {
+        match self {
+            GridError::NameExists {
+                owner_twin,
+                contract_id,
+                message,
+                ..
+            } => GridError::NameExists {
+                name: name.to_string(),
+                owner_twin,
+                contract_id,
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// Shorthand for `category() == RetryLater`.
     pub fn is_retry_later(&self) -> bool {
         self.category() == ErrorCategory::RetryLater

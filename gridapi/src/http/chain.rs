@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{encode, json, session::Session};
 use crate::{
-    GridError, GridFuture,
+    GridFuture,
     chain::{Chain, Contract, CreateNameContract, CreateNodeContract},
 };
 
@@ -81,20 +81,7 @@ impl Chain for HttpChain {
                     "create name contract",
                 )
                 .await
-                .map_err(|e| match e {
-                    GridError::NameExists {
-                        owner_twin,
-                        contract_id,
-                        message,
-                        ..
-                    } => GridError::NameExists {
-                        name: name.to_string(),
-                        owner_twin,
-                        contract_id,
-                        message,
-                    },
-                    other => other,
-                })
+                .map_err(|e| e.for_name(name))
         })
     }
 

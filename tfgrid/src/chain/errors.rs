@@ -75,20 +75,7 @@ pub fn name_exists(name: &str, owner_twin: u32, contract_id: u64) -> GridError {
     );
     body.owner_twin = Some(owner_twin);
     body.contract_id = Some(contract_id);
-    match GridError::from_body(body) {
-        GridError::NameExists {
-            owner_twin,
-            contract_id,
-            message,
-            ..
-        } => GridError::NameExists {
-            name: name.to_string(),
-            owner_twin,
-            contract_id,
-            message,
-        },
-        other => other,
-    }
+    GridError::from_body(body).for_name(name)
 }
 
 /// A dispatch error: the pallet error by name, or a Fatal with the error's text.
