@@ -15,7 +15,9 @@ use anyhow::Context as _;
 use controller::resources::{HostPool, Tester, condition_status, find_condition};
 use e2e::{
     Process, TestNamespace, fixtures,
-    stack::{Controller, Gridshim, OTHER_TWIN, TWIN, TWIN_SECRET, TestNode, free_port},
+    stack::{
+        Controller, Gridshim, OTHER_TWIN, TWIN, TWIN_MNEMONIC, TWIN_SECRET, TestNode, free_port,
+    },
     target_bin,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -64,7 +66,7 @@ pub fn gridshim(nodes: &[TestNode], profile: Profile) -> anyhow::Result<Gridshim
     };
     let mut yaml = format!(
         "listen: 127.0.0.1:{api_port}\ndb: gridshim.db\nprofile: {profile}\ntime_scale: {scale}\n\
-         twins:\n  - {{id: {TWIN}, secret: {TWIN_SECRET}}}\n  - {{id: {OTHER_TWIN}, secret: other-secret}}\n\
+         twins:\n  - {{id: {TWIN}, secret: {TWIN_SECRET}, mnemonic: \"{TWIN_MNEMONIC}\"}}\n  - {{id: {OTHER_TWIN}, secret: other-secret}}\n\
          gateway:\n  listen: 127.0.0.1:{gateway_port}\n\
          private_network:\n  loopback_prefix: \"{prefix}\"\n  agent_port: 7070\n  web_port: 8080\n\
          engines:\n  embedder_port: 7801\n  voice_port: 7802\n\
