@@ -1,7 +1,7 @@
 //! The [`Context`] every reconcile gets: clients, configuration, metrics, the scheduler's ledger.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::Future,
     net::SocketAddr,
     num::NonZeroU32,
@@ -89,6 +89,9 @@ pub struct Context {
     pub verified: Mutex<HashMap<String, Verified>>,
     /// When each Tester's apps were last checked (by UID).
     pub app_checks: Mutex<HashMap<String, Instant>>,
+    /// Testers this process first saw with no status at all (by UID), until their sign-in
+    /// client is made: see [`Context::first_sign_in`].
+    pub seen_new: Mutex<HashSet<String>>,
     /// When each HostPool's status was last written (`namespace/name`).
     pub pool_writes: Mutex<HashMap<String, Instant>>,
     /// Retry delays of the Testers whose last reconcile failed.
@@ -156,6 +159,7 @@ impl Context {
             stores: OnceLock::new(),
             app_checks: Default::default(),
             pool_writes: Default::default(),
+            seen_new: Default::default(),
             verified: Default::default(),
             http,
             // A key of no controller until [`Context::with_agent_public_key`] sets the real one.
@@ -217,12 +221,33 @@ impl Context {
         Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
-    /// Counts an API write (benchmarks check that steady state makes none).
-    pub fn count_write(&self, verb: &str, resource: &str) {
+    /// Notes a Tester seen with no status at all: no controller has written it yet, so nothing
+    /// that comes after the first status write (the placement), such as its sign-in client, was
+    /// made for it by an earlier process.
+    pub fn saw_new(&self, uid: &str) {
+        if let Ok(mut seen) = self.seen_new.lock() {
+            seen.insert(uid.to_string());
+        }
+    }
+
+    /// Whether the Tester's sign-in client is known not to exist: this process saw the Tester
+    /// new and has not tried to make one since. Answers `true` once: a pass that then fails
+    /// before recording the client (killed, API error) leaves the next one to look at the
+    /// Forge. Like the expectations of Kubernetes' own controllers this lives in memory only;
+    /// a restarted controller looks.
+    pub fn first_sign_in(&self, uid: &str) -> bool {
+        self.seen_new
+            .lock()
+            .map(|mut seen| seen.remove(uid))
+            .unwrap_or(false)
+    }
+
+    /// Times a request to a service other than the grid and the API server until dropped.
+    pub fn outside_timer(&self, service: &str) -> prometheus::HistogramTimer {
         self.metrics
-            .api_writes
-            .with_label_values(&[verb, resource])
-            .inc();
+            .outside_duration
+            .with_label_values(&[service])
+            .start_timer()
     }
 }
 

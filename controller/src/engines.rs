@@ -104,6 +104,7 @@ pub const TESTER_HEADER: &str = "x-tester";
 #[derive(Clone)]
 pub struct HttpEngines {
     http: reqwest::Client,
+    timer: Option<prometheus::Histogram>,
 }
 
 impl HttpEngines {
@@ -114,7 +115,22 @@ impl HttpEngines {
                 .timeout(Duration::from_secs(10))
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build()?,
+            timer: None,
         })
+    }
+
+    /// Times every request in `timer`.
+    pub fn timed(self, timer: prometheus::Histogram) -> Self {
+        Self {
+            timer: Some(timer),
+            ..self
+        }
+    }
+
+    /// Sends `req`, timed.
+    async fn send(&self, req: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        let _timer = self.timer.as_ref().map(|t| t.start_timer());
+        req.send().await
     }
 }
 
@@ -168,8 +184,7 @@ impl Engines for HttpEngines {
         Box::pin(async move {
             let url = store.url.trim_end_matches('/').to_string();
             let resp = self
-                .authorized(self.http.get(&url), store)
-                .send()
+                .send(self.authorized(self.http.get(&url), store))
                 .await
                 .map_err(|e| unreachable(&url, e))?;
             check(&url, resp)
@@ -196,9 +211,7 @@ impl Engines for HttpEngines {
                 token: token.expose_secret().to_string(),
             };
             let resp = self
-                .authorized(self.http.put(&url), store)
-                .json(&body)
-                .send()
+                .send(self.authorized(self.http.put(&url), store).json(&body))
                 .await
                 .map_err(|e| unreachable(&url, e))?;
             check(&url, resp).await.map(drop)
@@ -213,8 +226,7 @@ impl Engines for HttpEngines {
         Box::pin(async move {
             let url = join(&store.url, &format!("tokens/{}", encode(identity)));
             let resp = self
-                .authorized(self.http.delete(&url), store)
-                .send()
+                .send(self.authorized(self.http.delete(&url), store))
                 .await
                 .map_err(|e| unreachable(&url, e))?;
             if resp.status() == StatusCode::NOT_FOUND {
@@ -234,12 +246,13 @@ impl Engines for HttpEngines {
         Box::pin(async move {
             let url = join(url, call_path);
             let resp = self
-                .http
-                .post(&url)
-                .bearer_auth(token.expose_secret())
-                .header(TESTER_HEADER, identity)
-                .json(&serde_json::json!({"input": "sandbox controller token check"}))
-                .send()
+                .send(
+                    self.http
+                        .post(&url)
+                        .bearer_auth(token.expose_secret())
+                        .header(TESTER_HEADER, identity)
+                        .json(&serde_json::json!({"input": "sandbox controller token check"})),
+                )
                 .await
                 .map_err(|e| unreachable(&url, e))?;
             match resp.status() {

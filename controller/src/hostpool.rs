@@ -241,7 +241,6 @@ async fn write_status(
     )
     .await
     .kube("writing the HostPool status")?;
-    ctx.count_write("patch", "hostpools/status");
     Ok(())
 }
 

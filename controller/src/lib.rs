@@ -14,6 +14,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod agent_key;
+pub mod api_client;
 pub mod backoff;
 pub mod config;
 pub mod context;

@@ -25,8 +25,14 @@ pub struct Metrics {
     pub testers: IntGaugeVec,
     /// How many more testers fit per HostPool.
     pub hostpool_fit: IntGaugeVec,
-    /// API writes made, per verb and resource (steady state must show none).
+    /// API writes sent, per verb and resource, counted on the wire (steady state must show
+    /// none).
     pub api_writes: IntCounterVec,
+    /// Time waiting for the API server, per verb and resource (watches not counted).
+    pub api_duration: HistogramVec,
+    /// Time waiting for the services other than the grid and the API server, per service
+    /// (`forge`, `agent`, `engine`, `mail`, `gate`).
+    pub outside_duration: HistogramVec,
     /// Machines moved off an unhealthy node, per HostPool.
     pub remediations: IntCounterVec,
     /// Testers on which an app does not answer its health check, per app.
@@ -102,9 +108,27 @@ impl Default for Metrics {
         let api_writes = IntCounterVec::new(
             Opts::new(
                 "sandbox_api_writes_total",
-                "Kubernetes API writes made by the controller",
+                "Kubernetes API writes sent by the controller",
             ),
             &["verb", "resource"],
+        )
+        .unwrap();
+        let api_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sandbox_api_request_duration_seconds",
+                "Time waiting for the Kubernetes API server, per request (watches not counted)",
+            )
+            .buckets(buckets()),
+            &["verb", "resource"],
+        )
+        .unwrap();
+        let outside_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sandbox_outside_request_duration_seconds",
+                "Time waiting for a service other than the grid and the API server",
+            )
+            .buckets(buckets()),
+            &["service"],
         )
         .unwrap();
         let remediations = IntCounterVec::new(
@@ -168,7 +192,12 @@ impl Default for Metrics {
         }
         registry.register(Box::new(time_to_ready.clone())).unwrap();
         registry.register(Box::new(claim_to_ready.clone())).unwrap();
-        for h in [&step_duration, &grid_duration] {
+        for h in [
+            &step_duration,
+            &grid_duration,
+            &api_duration,
+            &outside_duration,
+        ] {
             registry.register(Box::new(h.clone())).unwrap();
         }
         for g in [&testers, &hostpool_fit, &apps_unhealthy, &warm_machines] {
@@ -185,6 +214,8 @@ impl Default for Metrics {
             testers,
             hostpool_fit,
             api_writes,
+            api_duration,
+            outside_duration,
             remediations,
             apps_unhealthy,
             warm_machines,

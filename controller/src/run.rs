@@ -33,10 +33,10 @@ use crate::{
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // A mail URL that would leak in plaintext stops the controller here, before anything else.
     let mailer = crate::mail::mailer(&config)?;
-    let client = Client::try_default().await?;
     // Health and metrics first: the process is alive (and says it is not ready) while what
     // follows waits for the API server.
     let metrics = Metrics::default();
+    let client = crate::api_client::client(&metrics).await?;
     let (ready_tx, ready_rx) = watch::channel(false);
     // The grid's faces, once built: `/readyz` also says whether they reach the relay and chain.
     let (grid_health, grid_health_rx) =
@@ -81,11 +81,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )?);
     let _ = grid_health.send(Some(connected.clone()));
     let grid = connected.grid.clone();
-    let engines = Arc::new(crate::engines::HttpEngines::new()?);
-    let forge = Arc::new(crate::forge::HttpForge::new(
-        &config.forge_url,
-        config.forge_token.clone(),
-    )?);
+    let outside = |service| metrics.outside_duration.with_label_values(&[service]);
+    let engines = Arc::new(crate::engines::HttpEngines::new()?.timed(outside("engine")));
+    let forge = Arc::new(
+        crate::forge::HttpForge::new(&config.forge_url, config.forge_token.clone())?
+            .timed(outside("forge")),
+    );
     let ctx = Arc::new(
         Context::new(
             client.clone(),

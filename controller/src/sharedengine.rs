@@ -93,7 +93,6 @@ pub async fn reconcile(se: Arc<SharedEngine>, ctx: Arc<Context>) -> Result<Actio
         )
         .await
         .kube("writing the SharedEngine status")?;
-        ctx.count_write("patch", "sharedengines/status");
     }
     Ok(Action::requeue(Duration::from_secs(60)))
 }

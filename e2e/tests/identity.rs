@@ -382,3 +382,53 @@ async fn each_tester_has_its_own_sign_in_client_rotated_on_request_and_removed_w
     assert_eq!(forge_get(s.forge, &format!("users/{kept}")).await.0, 200);
     grid_is_empty(&s).await;
 }
+
+/// A pass that stopped between the Forge making the application and the Secret recording it
+/// (here: the Secret is lost) finds the application again by its name: the same client, its
+/// secret renewed, never a second application.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_client_its_secret_does_not_name_is_found_again_not_made_twice() {
+    let s = Stack::start("signin-again", &[TestNode::new(1, 1000, 64)], "", &[]).await;
+    s.apply(&host_pool("pool", &[1], 50, 4));
+    let account = format!("idc{}", std::process::id());
+    s.apply(&tester("c", &account, "pool").build());
+    let t = wait::ready(&s.api, "c", TIMEOUT).await.unwrap();
+    let before = client_of(&s, "c").await;
+
+    let secrets: Api<Secret> = Api::namespaced(s.api.clone().into_client(), &s.ns.name);
+    secrets
+        .delete("c-sign-in", &Default::default())
+        .await
+        .unwrap();
+    // Any change of the Tester starts a full pass.
+    applied(s.ns.kubectl(&["annotate", "tester", "c", "example.org/touched=1"]));
+    wait::object_until(&secrets, "c-sign-in", TIMEOUT, "the Secret again", |sec| {
+        sec.data
+            .as_ref()
+            .is_some_and(|d| d.contains_key("client_secret"))
+    })
+    .await
+    .unwrap();
+    let after = client_of(&s, "c").await;
+    assert_eq!(after.application, before.application, "another application");
+    assert_eq!(after.id, before.id);
+    assert_ne!(after.secret, before.secret, "the secret is renewed");
+
+    let name = format!("sandbox {}/c {}", s.ns.name, t.metadata.uid.unwrap());
+    let mut same_name = 0;
+    for page in 1.. {
+        let (status, apps) = forge_get(
+            s.forge,
+            &format!("user/applications/oauth2?page={page}&limit=50"),
+        )
+        .await;
+        assert_eq!(status, 200, "{apps}");
+        let apps = apps.as_array().cloned().unwrap_or_default();
+        same_name += apps.iter().filter(|a| a["name"] == name.as_str()).count();
+        if apps.len() < 50 {
+            break;
+        }
+    }
+    assert_eq!(same_name, 1, "applications named {name:?} at the Forge");
+    wait::ready(&s.api, "c", TIMEOUT).await.unwrap();
+}

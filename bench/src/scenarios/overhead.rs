@@ -81,6 +81,32 @@ pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Res
         (steps - grid) / n as f64 * 1000.0,
         "ms (step − grid)",
     );
+    // Where the step time goes: per step, and per grid call, in ms per tester.
+    let per_tester = |v: std::collections::BTreeMap<String, f64>| {
+        v.into_iter()
+            .map(|(k, v)| (k, v / n as f64 * 1000.0))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    r.val(
+        S,
+        "step time per tester, by step",
+        crate::report::map(&per_tester(m.by(
+            "sandbox_step_duration_seconds_sum",
+            &["step"],
+            |_| true,
+        ))),
+        "ms",
+    );
+    r.val(
+        S,
+        "grid time per tester, by call",
+        crate::report::map(&per_tester(m.by(
+            "sandbox_grid_request_duration_seconds_sum",
+            &["call"],
+            |_| true,
+        ))),
+        "ms",
+    );
     let ttr = m.sum("sandbox_time_to_ready_seconds_sum", &[])
         / m.sum("sandbox_time_to_ready_seconds_count", &[]);
     r.num(

@@ -15,6 +15,7 @@ pub struct HttpForge {
     url: String,
     token: SecretString,
     http: reqwest::Client,
+    timer: Option<prometheus::Histogram>,
 }
 
 /// An application as the Forge's API spells it.
@@ -55,7 +56,16 @@ impl HttpForge {
             url: format!("{}/", url.trim_end_matches('/')),
             token,
             http,
+            timer: None,
         })
+    }
+
+    /// Times every request in `timer`.
+    pub fn timed(self, timer: prometheus::Histogram) -> Self {
+        Self {
+            timer: Some(timer),
+            ..self
+        }
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ForgeError {
@@ -108,6 +118,7 @@ impl HttpForge {
         if let Some(body) = body {
             req = req.json(&body);
         }
+        let timer = self.timer.as_ref().map(|t| t.start_timer());
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
         let bytes = resp
@@ -115,6 +126,7 @@ impl HttpForge {
             .await
             .map_err(|e| self.unreachable(e))?
             .to_vec();
+        drop(timer);
         match status {
             s if s.is_success() => Ok(Some(bytes)),
             StatusCode::NOT_FOUND => Ok(None),

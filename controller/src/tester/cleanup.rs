@@ -83,6 +83,10 @@ pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
         .lock()
         .expect("versions lock")
         .remove(&pass.uid);
+    ctx.seen_new
+        .lock()
+        .expect("seen-new lock")
+        .remove(&pass.uid);
     // The freed place must show in the pool's next listing: waiting testers are woken by it.
     let key = format!("{}/{}", pass.ns, tester.spec.host_pool);
     ctx.pools.lock().expect("pools lock").remove(&key);
@@ -278,7 +282,7 @@ async fn delete_owned(pass: &Pass<'_>) -> Result<()> {
     ] {
         pass.ctx.kube_turn().await;
         match secrets.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => pass.ctx.count_write("delete", "secrets"),
+            Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e).kube("deleting a tester Secret"),
         }
@@ -289,7 +293,7 @@ async fn delete_owned(pass: &Pass<'_>) -> Result<()> {
         .delete(&log_config_map_name(&pass.name), &DeleteParams::default())
         .await
     {
-        Ok(_) => pass.ctx.count_write("delete", "configmaps"),
+        Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => return Err(e).kube("deleting the install log ConfigMap"),
     }

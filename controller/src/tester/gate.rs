@@ -143,6 +143,7 @@ pub async fn prove_recorded(pass: &Pass<'_>) -> bool {
 async fn prove(pass: &Pass<'_>, url: &str, issuer: &str, client_id: &str) -> Result<(), String> {
     let base = url.trim_end_matches('/');
     let issuer = issuer.trim_end_matches('/');
+    let _timer = pass.ctx.outside_timer("gate");
     let resp = pass
         .ctx
         .http

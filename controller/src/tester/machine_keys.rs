@@ -156,12 +156,10 @@ async fn keep(
                 ..Default::default()
             };
             secrets.create(&PostParams::default(), &secret).await?;
-            ctx.count_write("create", "secrets");
         }
         Some(old) => {
             let name = old.metadata.name.clone().unwrap_or_default();
             super::secrets::replace_data(secrets, &name, &old, data(keys, build)).await?;
-            ctx.count_write("patch", "secrets");
         }
     }
     Ok(())

@@ -109,6 +109,11 @@ pub fn error_policy(tester: Arc<Tester>, error: &Error, ctx: Arc<Context>) -> Ac
 /// Runs the steps in order until one stops the pass.
 async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     let tester = fresh(tester, &ctx).await?;
+    if tester.status.is_none()
+        && let Some(uid) = tester.uid()
+    {
+        ctx.saw_new(&uid);
+    }
     let mut pass = Pass::new(&tester, &ctx)?;
     pause::resume(&mut pass);
     let full = tester.spec.management_policy != ManagementPolicy::ObserveOnly;

@@ -2,9 +2,12 @@
 //! redirect URI is the gate's callback on the tester's address; its client id and secret live in
 //! a Secret owned by the Tester (and, through the gate step, on that tester's machine only).
 //!
-//! The Secret is written before the application is made (without a client yet): a Secret
-//! without a client means "an application may exist under this tester's name", so a pass that
-//! stopped half-way finds it again by name rather than making a second one. The secret is
+//! The Secret is written once the application is made. A pass that stopped in between (killed,
+//! an API error) leaves an application the Secret does not name: unless this process saw the
+//! Tester new and has not tried before ([`crate::context::Context::first_sign_in`]), the application is looked
+//! for at the Forge by its name, unique to the Tester, before one is made, so there is never a
+//! second one. (A Secret without a client, as earlier versions wrote before making the
+//! application, is read the same way.) The secret is
 //! renewed (the Forge makes a new one, the old one stops working) when the Tester's
 //! [`ROTATE_ANNOTATION`] changes, when the redirect URI must change, or when the Secret and the
 //! Forge disagree.
@@ -124,12 +127,10 @@ pub async fn sign_in_client(pass: &mut Pass<'_>) -> Result<Flow> {
         }
     }
 
-    // Renew or make the application. A Secret that exists means one may exist already.
+    // Renew or make the application; one may exist already unless it is known not to.
     let known = match &current {
-        None => {
-            write_secret(pass, &secrets, None, &redirect, &rotation).await?;
-            None
-        }
+        None if pass.ctx.first_sign_in(&pass.uid) => None,
+        None => forge.app_by_name(&app_name).await?,
         Some(s) => match s.app_id.or(pass
             .status
             .sign_in_client
@@ -144,7 +145,7 @@ pub async fn sign_in_client(pass: &mut Pass<'_>) -> Result<Flow> {
         Some(app) => forge.update_app(app.id, &app_name, &redirect).await?,
         None => forge.create_app(&app_name, &redirect).await?,
     };
-    write_secret(pass, &secrets, Some(&app), &redirect, &rotation).await?;
+    write_secret(pass, &secrets, &app, &redirect, &rotation).await?;
     info!(tester = %pass.name, client_id = %app.client_id, "sign-in client made at the Forge");
     let secret = app
         .client_secret
@@ -180,35 +181,30 @@ fn ready(
     Ok(Flow::Continue)
 }
 
-/// Writes the Secret: without `app`, the mark that an application is being made; with it, the
-/// client and what it was made for.
+/// Writes the Secret: the client and what it was made for.
 async fn write_secret(
     pass: &Pass<'_>,
     secrets: &Api<Secret>,
-    app: Option<&OAuthApp>,
+    app: &OAuthApp,
     redirect: &str,
     rotation: &str,
 ) -> Result<()> {
     let mut meta = pass.owned_meta(&secret_name(&pass.name))?;
-    let mut annotations = BTreeMap::from([
+    meta.annotations = Some(BTreeMap::from([
         (REDIRECT.to_string(), redirect.to_string()),
         (ROTATION.to_string(), rotation.to_string()),
-    ]);
-    let mut data = BTreeMap::new();
-    if let Some(app) = app {
-        annotations.insert(APP_ID.to_string(), app.id.to_string());
+        (APP_ID.to_string(), app.id.to_string()),
+    ]));
+    let mut data = BTreeMap::from([(
+        "client_id".to_string(),
+        ByteString(app.client_id.clone().into_bytes()),
+    )]);
+    if let Some(secret) = &app.client_secret {
         data.insert(
-            "client_id".to_string(),
-            ByteString(app.client_id.clone().into_bytes()),
+            "client_secret".to_string(),
+            ByteString(secret.expose_secret().as_bytes().to_vec()),
         );
-        if let Some(secret) = &app.client_secret {
-            data.insert(
-                "client_secret".to_string(),
-                ByteString(secret.expose_secret().as_bytes().to_vec()),
-            );
-        }
     }
-    meta.annotations = Some(annotations);
     let secret = Secret {
         metadata: meta,
         data: Some(data),
@@ -224,7 +220,6 @@ async fn write_secret(
         )
         .await
         .kube("writing the sign-in client's Secret")?;
-    pass.ctx.count_write("apply", "secrets");
     Ok(())
 }
 

@@ -188,10 +188,7 @@ async fn take(pass: &Pass<'_>, machine: &WarmMachine) -> Result<bool> {
         )
         .await
     {
-        Ok(_) => {
-            pass.ctx.count_write("patch", "warmmachines");
-            Ok(true)
-        }
+        Ok(_) => Ok(true),
         // Changed since (claimed by another tester, being deleted) or already gone.
         Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 || s.code == 422 => Ok(false),
         Err(e) => Err(Error::Kube {
@@ -294,7 +291,7 @@ async fn record(pass: &mut Pass<'_>, machine: &WarmMachine, need: Need) -> Resul
     let api: Api<WarmMachine> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
     pass.ctx.kube_turn().await;
     match api.delete(&name, &DeleteParams::default()).await {
-        Ok(_) => pass.ctx.count_write("delete", "warmmachines"),
+        Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => {
             tracing::warn!(tester = %pass.name, warm_machine = %name, error = %e, "deleting the claimed warm machine failed; its reconcile will");

@@ -125,7 +125,6 @@ impl Build<'_> {
         )
         .await
         .kube("writing the WarmMachine status")?;
-        self.ctx.count_write("patch", "warmmachines/status");
         Ok(())
     }
 }

@@ -180,10 +180,7 @@ async fn delete(ctx: &Context, ns: &str, name: &str) -> Result<()> {
     let api: Api<WarmMachine> = Api::namespaced(ctx.client.clone(), ns);
     ctx.kube_turn().await;
     match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => {
-            ctx.count_write("delete", "warmmachines");
-            Ok(())
-        }
+        Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(Error::Kube {
             action: "deleting a warm machine",

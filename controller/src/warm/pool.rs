@@ -201,7 +201,7 @@ pub async fn keep(ctx: &Context, pool: &HostPool) -> Result<Option<WarmPoolStatu
         };
         ctx.kube_turn().await;
         match api.delete(&m.name_any(), &params).await {
-            Ok(_) => ctx.count_write("delete", "warmmachines"),
+            Ok(_) => {}
             // Changed since (claimed a moment ago) or gone: the next pass decides again.
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
             Err(e) => {
@@ -243,7 +243,6 @@ pub async fn keep(ctx: &Context, pool: &HostPool) -> Result<Option<WarmPoolStatu
                     action: "creating a warm machine",
                     source: e,
                 })?;
-            ctx.count_write("create", "warmmachines");
             ctx.warm_created
                 .lock()
                 .expect("warm created lock")
