@@ -8,6 +8,7 @@
 //! (JSON path, default `bench/results/latest.json`).
 
 mod floor;
+mod forge_floor;
 mod measure;
 mod report;
 mod scenarios;

@@ -1,7 +1,7 @@
 //! The [`Context`] every reconcile gets: clients, configuration, metrics, the scheduler's ledger.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     future::Future,
     net::SocketAddr,
     num::NonZeroU32,
@@ -50,6 +50,9 @@ pub struct Stores {
     pub pools: Store<HostPool>,
     /// Every WarmMachine.
     pub warm: Store<crate::resources::WarmMachine>,
+    /// The operator's AI-provider keys Secret (`AI_KEYS_SECRET`), in each namespace that has
+    /// one.
+    pub ai_keys: Store<k8s_openapi::api::core::v1::Secret>,
 }
 
 /// Shared by every reconcile.
@@ -89,9 +92,9 @@ pub struct Context {
     pub verified: Mutex<HashMap<String, Verified>>,
     /// When each Tester's apps were last checked (by UID).
     pub app_checks: Mutex<HashMap<String, Instant>>,
-    /// Testers this process first saw with no status at all (by UID), until their sign-in
-    /// client is made: see [`Context::first_sign_in`].
-    pub seen_new: Mutex<HashSet<String>>,
+    /// Testers this process first saw with no status at all (by UID), with what it has made
+    /// for them since, until they are Ready: see [`Context::unmade`].
+    pub seen_new: Mutex<HashMap<String, Vec<String>>>,
     /// When each HostPool's status was last written (`namespace/name`).
     pub pool_writes: Mutex<HashMap<String, Instant>>,
     /// Retry delays of the Testers whose last reconcile failed.
@@ -222,24 +225,38 @@ impl Context {
     }
 
     /// Notes a Tester seen with no status at all: no controller has written it yet, so nothing
-    /// that comes after the first status write (the placement), such as its sign-in client, was
-    /// made for it by an earlier process.
+    /// that comes after its first status write (the placement) was made for it by an earlier
+    /// process: not its machine keys, engine token or sign-in client.
     pub fn saw_new(&self, uid: &str) {
         if let Ok(mut seen) = self.seen_new.lock() {
-            seen.insert(uid.to_string());
+            seen.entry(uid.to_string()).or_default();
         }
     }
 
-    /// Whether the Tester's sign-in client is known not to exist: this process saw the Tester
-    /// new and has not tried to make one since. Answers `true` once: a pass that then fails
-    /// before recording the client (killed, API error) leaves the next one to look at the
-    /// Forge. Like the expectations of Kubernetes' own controllers this lives in memory only;
-    /// a restarted controller looks.
-    pub fn first_sign_in(&self, uid: &str) -> bool {
-        self.seen_new
-            .lock()
-            .map(|mut seen| seen.remove(uid))
-            .unwrap_or(false)
+    /// Whether `what` (a Secret's name, the sign-in application), made only after the
+    /// Tester's placement is recorded, is known not to exist: this process saw the Tester new
+    /// and has not made or tried to make it since. Answers `true` once, as the caller is about
+    /// to make it: a pass that then fails before recording it (killed, an API error) leaves the
+    /// next one to look. Like the expectations of Kubernetes' own controllers this lives in
+    /// memory only; a restarted controller looks.
+    pub fn unmade(&self, uid: &str, what: &str) -> bool {
+        let Ok(mut seen) = self.seen_new.lock() else {
+            return false;
+        };
+        match seen.get_mut(uid) {
+            Some(made) if !made.iter().any(|m| m == what) => {
+                made.push(what.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets what [`Context::unmade`] knows of a Tester (Ready, or deleted).
+    pub fn forget_new(&self, uid: &str) {
+        if let Ok(mut seen) = self.seen_new.lock() {
+            seen.remove(uid);
+        }
     }
 
     /// Times a request to a service other than the grid and the API server until dropped.

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub reconciles: IntCounterVec,
     /// Reconcile errors per controller, step and error kind.
     pub errors: IntCounterVec,
+    /// Duration of each reconcile per controller, from start to its requeue decision.
+    pub reconcile_duration: HistogramVec,
     /// Duration of each Tester step, grid calls included.
     pub step_duration: HistogramVec,
     /// Time spent inside grid calls, per call.
@@ -65,6 +67,15 @@ impl Default for Metrics {
         let errors = IntCounterVec::new(
             Opts::new("sandbox_reconcile_errors_total", "Reconcile errors"),
             &["controller", "step", "error"],
+        )
+        .unwrap();
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sandbox_reconcile_duration_seconds",
+                "Duration of each reconcile, per controller",
+            )
+            .buckets(buckets()),
+            &["controller"],
         )
         .unwrap();
         let step_duration = HistogramVec::new(
@@ -193,6 +204,7 @@ impl Default for Metrics {
         registry.register(Box::new(time_to_ready.clone())).unwrap();
         registry.register(Box::new(claim_to_ready.clone())).unwrap();
         for h in [
+            &reconcile_duration,
             &step_duration,
             &grid_duration,
             &api_duration,
@@ -207,6 +219,7 @@ impl Default for Metrics {
             registry,
             reconciles,
             errors,
+            reconcile_duration,
             step_duration,
             grid_duration,
             grid_errors,

@@ -181,25 +181,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let pool_controller = Controller::new(pools.clone(), watcher::Config::default().any_semantic())
         .owns(warm_api, watcher::Config::default().any_semantic())
         .with_config(cfg.clone());
+    // Only the operator's AI-keys Secret, by name, cached (a pass reads it from here, not with a
+    // GET): a key added there reaches the testers that were waiting for it at once.
+    let (ai_keys, ai_keys_writer) = reflector::store();
+    let ai_keys_changes = watcher(
+        secrets,
+        watcher::Config::default()
+            .any_semantic()
+            .fields(&format!("metadata.name={}", config.ai_keys_secret)),
+    )
+    .default_backoff()
+    .modify(|s: &mut Secret| s.managed_fields_mut().clear())
+    .reflect(ai_keys_writer)
+    .applied_objects();
     let _ = ctx.stores.set(crate::context::Stores {
         testers: store.clone(),
         pools: pool_controller.store(),
         warm: warm_controller.store(),
+        ai_keys,
     });
-    // Only the operator's AI-keys Secret, by name: a key added there reaches the testers that
-    // were waiting for it at once.
-    let ai_keys = watcher::Config::default()
-        .any_semantic()
-        .fields(&format!("metadata.name={}", config.ai_keys_secret));
     let tester_run = tester_controller
         .watches(
             pools.clone(),
             watcher::Config::default().any_semantic(),
             unscheduled_testers_of(store.clone()),
         )
-        .watches(
-            secrets,
-            ai_keys,
+        .watches_stream(
+            ai_keys_changes,
             testers_using_ai_keys(store.clone(), ctx.clone()),
         )
         .watches(

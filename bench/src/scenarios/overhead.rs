@@ -81,6 +81,56 @@ pub async fn run(ctx: &Ctx, oidc: &'static Forge, r: &mut Report) -> anyhow::Res
         (steps - grid) / n as f64 * 1000.0,
         "ms (step − grid)",
     );
+    // Where a tester's reconcile time goes: waiting for the grid, the API server and the other
+    // services, and what is left (the controller's own work and its queues: rate limiters, the
+    // ledger's lock).
+    let reconcile = m.sum(
+        "sandbox_reconcile_duration_seconds_sum",
+        &[("controller", "tester")],
+    );
+    let api = m.sum("sandbox_api_request_duration_seconds_sum", &[]);
+    let outside = m.by(
+        "sandbox_outside_request_duration_seconds_sum",
+        &["service"],
+        |_| true,
+    );
+    let ms = |x: f64| x / n as f64 * 1000.0;
+    r.num(
+        S,
+        "reconcile time per tester",
+        ms(reconcile),
+        "ms (sum of sandbox_reconcile_duration_seconds)",
+    );
+    r.num(
+        S,
+        "  of which the API server",
+        ms(api),
+        "ms (sandbox_api_request_duration_seconds, all controllers)",
+    );
+    for (service, t) in &outside {
+        r.num(S, &format!("  of which {service}"), ms(*t), "ms");
+    }
+    r.num(
+        S,
+        "  of which the controller itself",
+        ms(reconcile - grid - api - outside.values().sum::<f64>()),
+        "ms (reconcile − grid − API − the services above)",
+    );
+    r.val(
+        S,
+        "API requests per tester, by verb/resource",
+        crate::report::map(
+            &m.by(
+                "sandbox_api_request_duration_seconds_count",
+                &["verb", "resource"],
+                |_| true,
+            )
+            .into_iter()
+            .map(|(k, v)| (k, v / n as f64))
+            .collect(),
+        ),
+        "",
+    );
     // Where the step time goes: per step, and per grid call, in ms per tester.
     let per_tester = |v: std::collections::BTreeMap<String, f64>| {
         v.into_iter()

@@ -40,6 +40,10 @@ pub async fn run(
             f.deleted_after
         );
     }
+    let forge_floor = crate::forge_floor::forge_floor(oidc, n, IN_FLIGHT).await;
+    if let Ok(f) = &forge_floor {
+        eprintln!("Forge floor: {:.1} s", f.as_secs_f64());
+    }
     let mut env = ctx.settings.controller_env.clone();
     // Scenario 4 runs on this stack: resync reads must fall inside its quiet window.
     env.push(("RESYNC".into(), "60s".into()));
@@ -97,6 +101,23 @@ pub async fn run(
             );
         }
         Err(e) => r.val(S, "API floor", json!(format!("ERROR: {e:#}")), ""),
+    }
+    match forge_floor {
+        Ok(f) => {
+            r.num(
+                S,
+                "Forge floor (minimal client, no controller)",
+                f.as_secs_f64(),
+                &format!("s: {n} sign-in applications made, {IN_FLIGHT} in flight"),
+            );
+            r.num(
+                S,
+                "ours ÷ Forge floor",
+                took.as_secs_f64() / f.as_secs_f64(),
+                "(all Ready after ÷ Forge floor)",
+            );
+        }
+        Err(e) => r.val(S, "Forge floor", json!(format!("ERROR: {e:#}")), ""),
     }
     let by_verb = delta(
         &measure::requests_by_verb(&api0),

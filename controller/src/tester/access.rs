@@ -8,7 +8,7 @@ use gridapi::agent::{
     AgentConfigView, AiKeys, EngineCredential, EngineCredentials, SshKeys, digest, ssh_keys_digest,
 };
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -307,14 +307,30 @@ async fn ai_keys(pass: &Pass<'_>) -> Result<(BTreeMap<String, String>, Vec<Strin
     if wanted.is_empty() {
         return Ok((BTreeMap::new(), Vec::new()));
     }
-    pass.ctx.kube_turn().await;
-    let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    let data = secrets
-        .get_opt(&pass.ctx.config.ai_keys_secret)
-        .await
-        .kube("reading the AI-provider keys Secret")?
-        .and_then(|s| s.data)
-        .unwrap_or_default();
+    let name = &pass.ctx.config.ai_keys_secret;
+    let secret = match pass.ctx.stores.get() {
+        // The watch's cache, once it has listed.
+        Some(stores) => {
+            stores
+                .ai_keys
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::Poisoned("AI-provider keys cache"))?;
+            stores
+                .ai_keys
+                .get(&ObjectRef::new(name).within(&pass.ns))
+                .map(|s| s.as_ref().clone())
+        }
+        // No watches (unit tests).
+        None => {
+            pass.ctx.kube_turn().await;
+            Api::<Secret>::namespaced(pass.ctx.client.clone(), &pass.ns)
+                .get_opt(name)
+                .await
+                .kube("reading the AI-provider keys Secret")?
+        }
+    };
+    let data = secret.and_then(|s| s.data).unwrap_or_default();
     let mut keys = BTreeMap::new();
     let mut missing = Vec::new();
     for provider in wanted {

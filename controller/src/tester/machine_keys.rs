@@ -66,22 +66,34 @@ fn data(keys: &MachineKeys, build: &str) -> BTreeMap<String, ByteString> {
 /// build replaces the old build's keys; the old machine is already cancelled).
 pub async fn machine_keys(pass: &Pass<'_>, build: &str) -> Result<MachineKeys> {
     let name = machine_secret_name(&pass.name);
-    kept(pass.ctx, &pass.ns, pass.owned_meta(&name)?, build).await
+    let absent = pass.ctx.unmade(&pass.uid, &name);
+    kept(pass.ctx, &pass.ns, pass.owned_meta(&name)?, build, absent).await
 }
 
 /// The keys kept in the Secret `meta` names for `build`, or new random ones kept first in a
-/// Secret with `meta` (its owner and labels).
-pub async fn kept(ctx: &Context, ns: &str, meta: ObjectMeta, build: &str) -> Result<MachineKeys> {
+/// Secret with `meta` (its owner and labels). With `absent`, the Secret is known not to exist
+/// and is not read first.
+pub async fn kept(
+    ctx: &Context,
+    ns: &str,
+    meta: ObjectMeta,
+    build: &str,
+    absent: bool,
+) -> Result<MachineKeys> {
     let name = meta
         .name
         .clone()
         .ok_or(Error::MissingField("metadata.name"))?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    ctx.kube_turn().await;
-    let existing = secrets
-        .get_opt(&name)
-        .await
-        .kube("reading the machine keys Secret")?;
+    let existing = if absent {
+        None
+    } else {
+        ctx.kube_turn().await;
+        secrets
+            .get_opt(&name)
+            .await
+            .kube("reading the machine keys Secret")?
+    };
     if let Some(keys) = existing.as_ref().and_then(|s| keys_of(s, build)) {
         return Ok(keys);
     }

@@ -68,6 +68,11 @@ pub enum Flow {
 #[instrument(skip_all, fields(tester = %format!("{}/{}", tester.namespace().unwrap_or_default(), tester.name_any())))]
 pub async fn reconcile(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     ctx.metrics.reconciles.with_label_values(&["tester"]).inc();
+    let _timer = ctx
+        .metrics
+        .reconcile_duration
+        .with_label_values(&["tester"])
+        .start_timer();
     let ns = tester
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
@@ -126,6 +131,7 @@ async fn apply(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
     if full && !light {
         match &flow {
             Ok(Flow::Continue) if pass.is_true(conditions::READY) => {
+                ctx.forget_new(&pass.uid);
                 freshness::record(&ctx, &tester, ctx.config.verify_interval)
             }
             _ => freshness::forget(&ctx, &pass.uid),

@@ -229,7 +229,13 @@ impl<'a> Pass<'a> {
                 self.ctx.metrics.claim_to_ready.observe(secs);
             }
         }
-        self.set(conditions::READY, ready.ok, &ready.reason, &ready.message);
+        let message = match (&self.status.placement, &self.status.url) {
+            (Some(p), Some(url)) if ready.ok => {
+                format!("{} (node {}, {url})", ready.message, p.node_id)
+            }
+            _ => ready.message,
+        };
+        self.set(conditions::READY, ready.ok, &ready.reason, &message);
     }
 
     /// Writes the status if it changed (server-side apply of the whole status, owned by the

@@ -83,7 +83,8 @@ pub async fn replace_data(
 
 /// Like [`ensure_secret`], but the value is made anew whenever `rotation` differs from the one
 /// the Secret records (the operator's rotation annotation): the Secret is replaced only if
-/// nobody changed it since it was read.
+/// nobody changed it since it was read. For Secrets made only after the Tester's placement is
+/// recorded (a new Tester's is then known not to exist and not read first).
 pub async fn rotatable_secret(
     pass: &Pass<'_>,
     name: &str,
@@ -92,11 +93,17 @@ pub async fn rotatable_secret(
     rotation: &str,
 ) -> Result<String> {
     let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
-    pass.ctx.kube_turn().await;
-    let existing = secrets
-        .get_opt(name)
-        .await
-        .kube("reading a tester Secret")?;
+    // Not read when it is known not to exist yet (see `Context::unmade`): callers make it only
+    // after the Tester's placement is recorded.
+    let existing = if pass.ctx.unmade(&pass.uid, name) {
+        None
+    } else {
+        pass.ctx.kube_turn().await;
+        secrets
+            .get_opt(name)
+            .await
+            .kube("reading a tester Secret")?
+    };
     let recorded = |s: &Secret| secret_value(s, ROTATION_KEY).unwrap_or_default();
     if let Some(s) = &existing
         && recorded(s) == rotation

@@ -4,7 +4,7 @@
 //!
 //! The Secret is written once the application is made. A pass that stopped in between (killed,
 //! an API error) leaves an application the Secret does not name: unless this process saw the
-//! Tester new and has not tried before ([`crate::context::Context::first_sign_in`]), the application is looked
+//! Tester new and has not tried before ([`crate::context::Context::unmade`]), the application is looked
 //! for at the Forge by its name, unique to the Tester, before one is made, so there is never a
 //! second one. (A Secret without a client, as earlier versions wrote before making the
 //! application, is read the same way.) The secret is
@@ -97,12 +97,19 @@ pub async fn sign_in_client(pass: &mut Pass<'_>) -> Result<Flow> {
         .unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
     let name = secret_name(&pass.name);
-    pass.ctx.kube_turn().await;
-    let current = secrets
-        .get_opt(&name)
-        .await
-        .kube("reading the sign-in client's Secret")?
-        .map(|s| stored(&s));
+    // Neither the Secret nor the application can exist yet when this process saw the Tester new
+    // and has not tried to make them.
+    let unmade = pass.ctx.unmade(&pass.uid, &name);
+    let current = if unmade {
+        None
+    } else {
+        pass.ctx.kube_turn().await;
+        secrets
+            .get_opt(&name)
+            .await
+            .kube("reading the sign-in client's Secret")?
+            .map(|s| stored(&s))
+    };
     let forge = pass.ctx.forge.clone();
     let app_name = app_name(&pass.ns, &pass.name, &pass.uid);
 
@@ -129,7 +136,7 @@ pub async fn sign_in_client(pass: &mut Pass<'_>) -> Result<Flow> {
 
     // Renew or make the application; one may exist already unless it is known not to.
     let known = match &current {
-        None if pass.ctx.first_sign_in(&pass.uid) => None,
+        None if unmade => None,
         None => forge.app_by_name(&app_name).await?,
         Some(s) => match s.app_id.or(pass
             .status

@@ -273,7 +273,7 @@ async fn desired(b: &mut Build<'_>) -> Result<(MachineKeys, gridapi::zos::Deploy
         ]),
         ..Default::default()
     };
-    let keys = machine_keys::kept(b.ctx, &b.ns, meta, WARM_BUILD).await?;
+    let keys = machine_keys::kept(b.ctx, &b.ns, meta, WARM_BUILD, false).await?;
     b.status.machine_id = Some(keys.machine_id.clone());
     let d = deployment::vm(
         b.ctx.grid.twin_id(),
