@@ -184,6 +184,36 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU seconds (user + system) used so far by every process on the machine, summed by
+/// command name (`/proc/<pid>/stat`'s `comm`, at most 15 characters: `kube-apiserver`,
+/// `gitea`, `controller`, ...). Processes that ended are not counted.
+pub fn cpu_by_command() -> BTreeMap<String, f64> {
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every platform it runs on here.
+    const TICKS: f64 = 100.0;
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ...`: comm may hold spaces, so split at its closing parenthesis.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after `comm`.
+        let (Some(u), Some(s)) = (fields.get(11), fields.get(12)) else {
+            continue;
+        };
+        let ticks = u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0);
+        *out.entry(comm).or_insert(0.0) += ticks / TICKS;
+    }
+    out
+}
+
 /// Samples a process's RSS in the background until stopped.
 pub struct RssSampler {
     stop: Arc<AtomicBool>,
@@ -243,6 +273,90 @@ pub async fn poll_until(timeout: std::time::Duration, done: impl Fn() -> bool) -
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     done()
+}
+
+/// Where the testers' reconcile time went, per tester (the controller's metrics `m`, `n`
+/// testers): waiting for the grid, the API server and the other services, what is left (the
+/// controller's own work and its queues: rate limiters, the ledger's lock), per step and per
+/// grid call; and its API requests by verb and resource.
+pub fn where_time_goes(m: &Scrape, n: usize, scenario: &str, r: &mut crate::report::Report) {
+    let grid = m.sum("sandbox_grid_request_duration_seconds_sum", &[]);
+    // Where a tester's reconcile time goes: waiting for the grid, the API server and the other
+    // services, and what is left (the controller's own work and its queues: rate limiters, the
+    // ledger's lock).
+    let reconcile = m.sum(
+        "sandbox_reconcile_duration_seconds_sum",
+        &[("controller", "tester")],
+    );
+    let api = m.sum("sandbox_api_request_duration_seconds_sum", &[]);
+    let outside = m.by(
+        "sandbox_outside_request_duration_seconds_sum",
+        &["service"],
+        |_| true,
+    );
+    let ms = |x: f64| x / n as f64 * 1000.0;
+    r.num(
+        scenario,
+        "reconcile time per tester",
+        ms(reconcile),
+        "ms (sum of sandbox_reconcile_duration_seconds)",
+    );
+    r.num(
+        scenario,
+        "  of which the API server",
+        ms(api),
+        "ms (sandbox_api_request_duration_seconds, all controllers)",
+    );
+    for (service, t) in &outside {
+        r.num(scenario, &format!("  of which {service}"), ms(*t), "ms");
+    }
+    r.num(
+        scenario,
+        "  of which the controller itself",
+        ms(reconcile - grid - api - outside.values().sum::<f64>()),
+        "ms (reconcile − grid − API − the services above)",
+    );
+    r.val(
+        scenario,
+        "API requests per tester, by verb/resource",
+        crate::report::map(
+            &m.by(
+                "sandbox_api_request_duration_seconds_count",
+                &["verb", "resource"],
+                |_| true,
+            )
+            .into_iter()
+            .map(|(k, v)| (k, v / n as f64))
+            .collect(),
+        ),
+        "",
+    );
+    // Where the step time goes: per step, and per grid call, in ms per tester.
+    let per_tester = |v: std::collections::BTreeMap<String, f64>| {
+        v.into_iter()
+            .map(|(k, v)| (k, v / n as f64 * 1000.0))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    r.val(
+        scenario,
+        "step time per tester, by step",
+        crate::report::map(&per_tester(m.by(
+            "sandbox_step_duration_seconds_sum",
+            &["step"],
+            |_| true,
+        ))),
+        "ms",
+    );
+    r.val(
+        scenario,
+        "grid time per tester, by call",
+        crate::report::map(&per_tester(m.by(
+            "sandbox_grid_request_duration_seconds_sum",
+            &["call"],
+            |_| true,
+        ))),
+        "ms",
+    );
 }
 
 #[cfg(test)]

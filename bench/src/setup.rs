@@ -17,7 +17,8 @@ pub struct Settings {
     /// `BENCH_QUIET_SECS` (default 150): length of the quiet window of scenario 4.
     pub quiet: Duration,
     /// Controller environment for every scenario (`CONCURRENCY`, `KUBE_QPS`, `GRID_QPS`),
-    /// overridable with `BENCH_CONCURRENCY`, `BENCH_KUBE_QPS`, `BENCH_GRID_QPS`.
+    /// overridable with `BENCH_CONCURRENCY`, `BENCH_KUBE_QPS`, `BENCH_GRID_QPS`, and anything
+    /// in `BENCH_CONTROLLER_ENV` (`K=V,K2=V2`).
     pub controller_env: Vec<(String, String)>,
 }
 
@@ -44,13 +45,19 @@ impl Settings {
                 .parse()
                 .context("BENCH_QUIET_SECS")?,
         );
-        let controller_env = vec![
+        let mut controller_env: Vec<(String, String)> = vec![
             ("CONCURRENCY".into(), env_or("BENCH_CONCURRENCY", "64")),
             ("KUBE_QPS".into(), env_or("BENCH_KUBE_QPS", "200")),
             ("GRID_QPS".into(), env_or("BENCH_GRID_QPS", "500")),
             // Warnings only, but the start-up line the harness waits for.
             ("RUST_LOG".into(), "warn,controller::run=info".into()),
         ];
+        // Anything else for the controller, e.g. `MALLOC_ARENA_MAX=2,RESYNC=30s`.
+        for kv in env_or("BENCH_CONTROLLER_ENV", "").split(',') {
+            if let Some((k, v)) = kv.split_once('=') {
+                controller_env.push((k.trim().into(), v.trim().into()));
+            }
+        }
         Ok(Self {
             scale,
             only,

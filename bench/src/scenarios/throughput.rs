@@ -63,6 +63,7 @@ pub async fn run(
         .await?;
     let api0 = measure::apiserver();
     let c0 = measure::controller(&s.controller).await;
+    let cpu0 = measure::cpu_by_command();
     let rss = RssSampler::start(s.controller_pid(), Duration::from_millis(100));
     let start = Instant::now();
     s.create_testers(0, n, IN_FLIGHT).await?;
@@ -75,8 +76,22 @@ pub async fn run(
         "only {} of {n} testers Ready after 20 min",
         s.tracker.ready_now()
     );
+    let cpu = delta(&cpu0, &measure::cpu_by_command());
+    let busy: f64 = cpu.values().sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    r.val(
+        S,
+        "CPU seconds used, by process",
+        map(&cpu.into_iter().filter(|(_, v)| *v >= 0.5).collect()),
+        &format!(
+            "from the first create to all Ready: {busy:.0} CPU seconds of the {:.0} the machine's {} cores had",
+            took.as_secs_f64() * cores as f64,
+            cores
+        ),
+    );
     let api1 = measure::apiserver();
     let c1 = measure::controller(&s.controller).await;
+    crate::measure::where_time_goes(&c1, n, S, r);
     r.num(S, "all created after", applied.as_secs_f64(), "s");
     r.num(S, "all Ready after", took.as_secs_f64(), "s");
     r.num(S, "throughput", n as f64 / took.as_secs_f64(), "testers/s");
