@@ -48,8 +48,11 @@ const PAGE: usize = 50;
 impl HttpForge {
     /// A client for the Forge at `url` acting with the administrator's `token`.
     pub fn new(url: &str, token: SecretString) -> Result<Self, reqwest::Error> {
+        // Few idle connections kept (each holds its buffers): a burst of passes opens more.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
+            .pool_max_idle_per_host(8)
+            .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {

@@ -49,9 +49,14 @@ pub struct Endpoints {
 }
 
 /// The HTTP client every face shares: long enough for any simulated wait (the node face's 60 s).
+/// Few idle connections are kept, and not long: each keeps the read buffer its largest answer
+/// grew (a contract listing), and with many passes in flight reqwest's defaults (every idle
+/// connection, 90 s) kept one per pass that ever ran at once.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(8)
+        .pool_idle_timeout(Duration::from_secs(30))
         .build()
         .expect("a reqwest client without TLS settings always builds")
 }
