@@ -252,6 +252,18 @@ impl Context {
         }
     }
 
+    /// Records that `what` was made for the Tester, so [`Context::unmade`] no longer answers
+    /// `true` for it (for what may be made before the Tester's first status write, such as a
+    /// claimed warm machine's keys, handed over before the claim is recorded).
+    pub fn made(&self, uid: &str, what: &str) {
+        if let Ok(mut seen) = self.seen_new.lock()
+            && let Some(made) = seen.get_mut(uid)
+            && !made.iter().any(|m| m == what)
+        {
+            made.push(what.to_string());
+        }
+    }
+
     /// Forgets what [`Context::unmade`] knows of a Tester (Ready, or deleted).
     pub fn forget_new(&self, uid: &str) {
         if let Ok(mut seen) = self.seen_new.lock() {

@@ -128,6 +128,9 @@ pub async fn read(ctx: &Context, ns: &str, name: &str, build: &str) -> Result<Op
 /// tester's own), replacing whatever it held.
 pub async fn hand_over(pass: &Pass<'_>, keys: &MachineKeys, build: &str) -> Result<()> {
     let name = machine_secret_name(&pass.name);
+    // Made here, before the claim is recorded: the machine step reads it rather than taking it
+    // for unmade.
+    pass.ctx.made(&pass.uid, &name);
     let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
     pass.ctx.kube_turn().await;
     let existing = secrets

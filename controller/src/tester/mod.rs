@@ -304,6 +304,26 @@ mod policy_tests {
     }
 
     #[tokio::test]
+    async fn what_a_tester_seen_new_has_not_had_made_is_known_not_to_exist_once() {
+        let ctx = context(FakeGrid::default());
+        assert!(
+            !ctx.unmade("u1", "a-sign-in"),
+            "a Tester not seen new: look first"
+        );
+        ctx.saw_new("u1");
+        assert!(ctx.unmade("u1", "a-sign-in"));
+        assert!(
+            !ctx.unmade("u1", "a-sign-in"),
+            "once: a pass after a failed attempt looks"
+        );
+        ctx.made("u1", "a-machine");
+        assert!(!ctx.unmade("u1", "a-machine"), "made before the claim");
+        assert!(ctx.unmade("u1", "a-engine-token"));
+        ctx.forget_new("u1");
+        assert!(!ctx.unmade("u1", "a-other"), "forgotten once Ready");
+    }
+
+    #[tokio::test]
     async fn a_tester_being_deleted_is_not_made_ready_again_by_the_status_write() {
         let ctx = context(FakeGrid::default());
         let mut t = tester("bob", "bob");
