@@ -135,6 +135,17 @@ async fn twenty_testers_on_room_for_fifteen_and_freed_room_is_used() {
         node.used_resources.sru <= node.total_resources.sru,
         "node over-committed: {node:?}"
     );
+    // The HostPool's counts are written at most every 2 s while they change (so they may be
+    // that late): wait for them, then read them as an operator would.
+    let pools: kube::Api<HostPool> =
+        kube::Api::namespaced(e2e::cluster::cluster().client().await, &s.ns.name);
+    wait::object_until(&pools, "pool", TIMEOUT, "counting 15 testers", |p| {
+        p.status
+            .as_ref()
+            .is_some_and(|st| st.testers == 15 && st.fit == 0)
+    })
+    .await
+    .unwrap();
     let pool = s.ns.kubectl(&[
         "get",
         "hostpool",
