@@ -83,10 +83,7 @@ pub async fn cleanup(tester: Arc<Tester>, ctx: Arc<Context>) -> Result<Action> {
         .lock()
         .expect("versions lock")
         .remove(&pass.uid);
-    ctx.seen_new
-        .lock()
-        .expect("seen-new lock")
-        .remove(&pass.uid);
+    ctx.forget_new(&pass.uid);
     // The freed place must show in the pool's next listing: waiting testers are woken by it.
     let key = format!("{}/{}", pass.ns, tester.spec.host_pool);
     ctx.pools.lock().expect("pools lock").remove(&key);
