@@ -7,22 +7,68 @@ use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::http::{Method, Request, header::CONTENT_TYPE};
-use kube::{Client, Config, client::ClientBuilder};
-use tower::{Layer, Service};
+use hyper_timeout::TimeoutConnector;
+use hyper_util::{client::legacy::connect::HttpConnector, rt::TokioExecutor};
+use kube::{
+    Client, Config,
+    client::{ClientBuilder, ConfigExt, retry::RetryPolicy},
+};
+use tower::{BoxError, Layer, Service, ServiceBuilder, retry::RetryLayer};
 
 use crate::metrics::Metrics;
 
+/// The most a connection's read buffer grows to. hyper's default (~400 KiB) is reached by every
+/// connection that once carried a large list, and kept for the connection's life: with dozens
+/// of pooled connections that was the controller's largest single use of memory. Answers larger
+/// than this are read in several pieces; a response head always fits.
+const READ_BUFFER_MAX: usize = 32 * 1024;
+/// Idle connections kept to the API server, and for how long: a burst of passes opens many; a
+/// few are enough for the steady state (the watches hold their own).
+const POOL_MAX_IDLE: usize = 8;
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A client for the cluster the controller runs against (in-cluster or `KUBECONFIG`), metered
 /// into `metrics`.
+///
+/// kube's own stack (TLS, time-outs, base URI, retries of 429/503/504, authentication, extra
+/// headers), with a connection pool bounded in idle connections and read-buffer size. Behind an
+/// HTTP proxy (`proxy-url` in the kubeconfig) kube's default stack is used as it is.
 pub async fn client(metrics: &Metrics) -> Result<Client, kube::Error> {
     let config = Config::infer().await.map_err(kube::Error::InferConfig)?;
-    Ok(ClientBuilder::try_from(config)?
-        .with_layer(&MeteredLayer(metrics.clone()))
-        .build())
+    if config.proxy_url.is_some() {
+        return Ok(ClientBuilder::try_from(config)?
+            .with_layer(&MeteredLayer(metrics.clone()))
+            .build());
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let mut connector = TimeoutConnector::new(config.rustls_https_connector_with_connector(http)?);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let pool = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(POOL_MAX_IDLE)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .http1_max_buf_size(READ_BUFFER_MAX)
+        .build(connector);
+    let service = ServiceBuilder::new()
+        .layer(MeteredLayer(metrics.clone()))
+        .layer(config.base_uri_layer())
+        .option_layer(
+            config
+                .default_retry
+                .then(|| RetryLayer::new(RetryPolicy::server_retry())),
+        )
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(BoxError::from)
+        .service(pool);
+    Ok(Client::new(service, config.default_namespace))
 }
 
 /// Wraps a service in [`Metered`].
