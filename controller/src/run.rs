@@ -163,11 +163,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The Tester watch: cached without `managedFields` (a third of a Tester's bytes), and a pass
     // starts only for a change worth one (see `worth_a_pass`), never for this controller's own
     // status write: a pass that must look again asks for it with its requeue.
+    // The same watch wakes the HostPool of every Tester that changed (its status and its removal
+    // included: the pool counts its testers), so the Tester objects are listed and decoded once.
     let (store, writer) = reflector::store();
-    let trigger = watcher(testers.clone(), watcher::Config::default().any_semantic())
+    let (pool_wake, pools_woken) = futures::channel::mpsc::unbounded();
+    let trigger = watcher(testers, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|t: &mut Tester| t.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(
+                watcher::Event::Apply(t) | watcher::Event::InitApply(t) | watcher::Event::Delete(t),
+            ) = event
+                && let Some(pool) = pool_of(t)
+            {
+                // Fails only once the HostPool controller has stopped (shutdown).
+                let _ = pool_wake.unbounded_send(pool);
+            }
+        })
         .applied_objects()
         .predicate_filter(worth_a_pass, Default::default());
     let tester_controller = Controller::for_stream(trigger, store.clone()).with_config(cfg.clone());
@@ -220,14 +233,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .for_each(|_| futures::future::ready(()));
 
     let pool_run = pool_controller
-        .watches(
-            testers,
-            watcher::Config::default().any_semantic(),
-            |t: Tester| {
-                t.namespace()
-                    .map(|ns| ObjectRef::new(&t.spec.host_pool).within(&ns))
-            },
-        )
+        .reconcile_on(pools_woken)
         .graceful_shutdown_on(shutdown.clone())
         .run(hostpool::reconcile, hostpool::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -273,6 +279,12 @@ fn worth_a_pass(t: &Tester) -> Option<u64> {
         .map(|t| t.0.as_second())
         .hash(&mut h);
     Some(h.finish())
+}
+
+/// The HostPool a Tester is placed from.
+fn pool_of(t: &Tester) -> Option<ObjectRef<HostPool>> {
+    t.namespace()
+        .map(|ns| ObjectRef::new(&t.spec.host_pool).within(&ns))
 }
 
 fn apis(client: &Client, config: &Config) -> (Api<Tester>, Api<HostPool>, Api<SharedEngine>) {
