@@ -11,7 +11,7 @@ use k8s_openapi::{
 };
 use kube::{Api, api::PostParams};
 
-use super::{Pass, deployment::MachineKeys};
+use super::{Pass, deployment::MachineKeys, secrets::read_unless_absent};
 use crate::{
     context::Context,
     error::{Error, KubeContext, Result},
@@ -85,15 +85,14 @@ pub async fn kept(
         .clone()
         .ok_or(Error::MissingField("metadata.name"))?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let existing = if absent {
-        None
-    } else {
-        ctx.kube_turn().await;
-        secrets
-            .get_opt(&name)
-            .await
-            .kube("reading the machine keys Secret")?
-    };
+    let existing = read_unless_absent(
+        ctx,
+        &secrets,
+        &name,
+        absent,
+        "reading the machine keys Secret",
+    )
+    .await?;
     if let Some(keys) = existing.as_ref().and_then(|s| keys_of(s, build)) {
         return Ok(keys);
     }

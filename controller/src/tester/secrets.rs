@@ -8,10 +8,29 @@ use kube::{Api, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
 
 use super::Pass;
-use crate::error::{Error, KubeContext, Result};
+use crate::{
+    context::Context,
+    error::{Error, KubeContext, Result},
+};
 
 /// Data key recording which rotation a renewable Secret's value was made for.
 const ROTATION_KEY: &str = "rotation";
+
+/// The Secret `name`, read with a GET unless it is `absent`: known not to exist, because this
+/// process saw its Tester new and has not made it yet (see `Context::unmade`).
+pub async fn read_unless_absent(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    name: &str,
+    absent: bool,
+    action: &'static str,
+) -> Result<Option<Secret>> {
+    if absent {
+        return Ok(None);
+    }
+    ctx.kube_turn().await;
+    secrets.get_opt(name).await.kube(action)
+}
 
 /// Reads `key` of the tester's Secret `name`, creating the Secret (owned by the Tester, so it
 /// goes with it) with a random value of `len` characters when it does not exist.
@@ -95,15 +114,9 @@ pub async fn rotatable_secret(
     let secrets: Api<Secret> = Api::namespaced(pass.ctx.client.clone(), &pass.ns);
     // Not read when it is known not to exist yet (see `Context::unmade`): callers make it only
     // after the Tester's placement is recorded.
-    let existing = if pass.ctx.unmade(&pass.uid, name) {
-        None
-    } else {
-        pass.ctx.kube_turn().await;
-        secrets
-            .get_opt(name)
-            .await
-            .kube("reading a tester Secret")?
-    };
+    let absent = pass.ctx.unmade(&pass.uid, name);
+    let existing =
+        read_unless_absent(pass.ctx, &secrets, name, absent, "reading a tester Secret").await?;
     let recorded = |s: &Secret| secret_value(s, ROTATION_KEY).unwrap_or_default();
     if let Some(s) = &existing
         && recorded(s) == rotation

@@ -23,7 +23,10 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::info;
 
 use super::{
-    Flow, MANAGER, Pass, conditions::SIGN_IN_CLIENT_READY, pass::SignIn, secrets::secret_value,
+    Flow, MANAGER, Pass,
+    conditions::SIGN_IN_CLIENT_READY,
+    pass::SignIn,
+    secrets::{read_unless_absent, secret_value},
 };
 use crate::{
     error::{Error, KubeContext, Result},
@@ -100,16 +103,15 @@ pub async fn sign_in_client(pass: &mut Pass<'_>) -> Result<Flow> {
     // Neither the Secret nor the application can exist yet when this process saw the Tester new
     // and has not tried to make them.
     let unmade = pass.ctx.unmade(&pass.uid, &name);
-    let current = if unmade {
-        None
-    } else {
-        pass.ctx.kube_turn().await;
-        secrets
-            .get_opt(&name)
-            .await
-            .kube("reading the sign-in client's Secret")?
-            .map(|s| stored(&s))
-    };
+    let current = read_unless_absent(
+        pass.ctx,
+        &secrets,
+        &name,
+        unmade,
+        "reading the sign-in client's Secret",
+    )
+    .await?
+    .map(|s| stored(&s));
     let forge = pass.ctx.forge.clone();
     let app_name = app_name(&pass.ns, &pass.name, &pass.uid);
 
