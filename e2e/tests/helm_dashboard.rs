@@ -25,7 +25,22 @@ const METRICS: &[(&str, &str)] = &[
     ("sandbox_warm_claims_total", "counter"),
     ("sandbox_cold_starts_total", "counter"),
     ("sandbox_warm_claim_to_ready_seconds", "histogram"),
+    ("sandbox_reconcile_duration_seconds", "histogram"),
+    ("sandbox_api_request_duration_seconds", "histogram"),
+    ("sandbox_api_writes_total", "counter"),
+    ("sandbox_outside_request_duration_seconds", "histogram"),
 ];
+
+/// The metric names the controller defines (`controller/src/metrics.rs`): the list above must
+/// hold them all, so a metric added there without a panel fails the test below.
+fn defined_metrics() -> BTreeSet<String> {
+    let source = std::fs::read_to_string(repo_root().join("controller/src/metrics.rs")).unwrap();
+    source
+        .match_indices("\"sandbox_")
+        .filter_map(|(at, _)| source[at + 1..].split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
 
 fn exprs(panel: &serde_json::Value, out: &mut Vec<String>) {
     for t in panel["targets"].as_array().into_iter().flatten() {
@@ -62,6 +77,8 @@ fn dashboard_is_built_on_the_controllers_metrics() {
         "Warm machines",
         "Claims and cold starts",
         "Claim to Ready",
+        "API writes per second",
+        "Outside service latency (p95)",
     ] {
         assert!(
             titles.contains(&needed),
@@ -81,6 +98,11 @@ fn dashboard_is_built_on_the_controllers_metrics() {
         exprs(p, &mut all);
     }
     let known: BTreeMap<_, _> = METRICS.iter().copied().collect();
+    assert_eq!(
+        known.keys().map(|m| m.to_string()).collect::<BTreeSet<_>>(),
+        defined_metrics(),
+        "the metrics this test knows are the ones the controller defines"
+    );
     let mut used = BTreeSet::new();
     for expr in &all {
         let mut rest = expr.as_str();
