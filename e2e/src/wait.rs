@@ -3,13 +3,22 @@
 
 use std::{fmt::Debug, hash::Hash, time::Duration};
 
-use controller::resources::{Tester, condition_status};
+use controller::resources::{Tester, condition_status, find_condition};
 use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api, Resource,
     runtime::{reflector, wait::await_condition, watcher},
 };
 use serde::{Serialize, de::DeserializeOwned};
+
+/// The status, reason and message of the Tester's condition `type_` (empty when it has none).
+pub fn condition_of(t: &Tester, type_: &str) -> (String, String, String) {
+    t.status
+        .as_ref()
+        .and_then(|s| find_condition(&s.conditions, type_))
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
 
 /// Watches the object `name` until `check` holds, or fails after `timeout` with its last
 /// state.

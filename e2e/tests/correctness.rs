@@ -6,26 +6,18 @@
 
 use std::{process::Command, time::Duration};
 
-use controller::resources::{Tester, find_condition};
+use controller::resources::Tester;
 use e2e::{
     fixtures::{host_pool, shared_engine, shared_engine_with_store, tester},
     procs::{Process, target_bin},
     smtp::SmtpSink,
     stack::{Stack, TestNode, free_port},
-    wait,
+    wait::{self, condition_of},
 };
 use gridshim::wire::{FaultKind, FaultMode, FaultScope, FaultSpec};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
-
-fn cond(t: &Tester, type_: &str) -> (String, String, String) {
-    t.status
-        .as_ref()
-        .and_then(|s| find_condition(&s.conditions, type_))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-        .unwrap_or_default()
-}
 
 /// Calls an engine as `identity` with `token`; the HTTP status.
 async fn call_engine(url: &str, identity: &str, token: &str) -> u16 {
@@ -85,11 +77,15 @@ async fn a_tester_being_deleted_is_never_ready_and_says_what_deletion_waits_for(
         "d",
         TIMEOUT,
         "saying what deletion waits for",
-        |t| cond(t, "Ready").2.contains("deletion is waiting for"),
+        |t| {
+            condition_of(t, "Ready")
+                .2
+                .contains("deletion is waiting for")
+        },
     )
     .await
     .unwrap();
-    let (status, reason, message) = cond(&t, "Ready");
+    let (status, reason, message) = condition_of(&t, "Ready");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "Deleting"));
     assert!(message.contains("contract"), "{message}");
     assert_eq!(t.status.unwrap().phase.as_deref(), Some("Deleting"));
@@ -104,7 +100,12 @@ async fn a_tester_being_deleted_is_never_ready_and_says_what_deletion_waits_for(
         .await
         .unwrap();
     let t = s.api.get("d").await.unwrap();
-    assert_eq!(cond(&t, "Ready").0, "False", "{:?}", cond(&t, "Ready"));
+    assert_eq!(
+        condition_of(&t, "Ready").0,
+        "False",
+        "{:?}",
+        condition_of(&t, "Ready")
+    );
 
     s.grid.admin.clear_faults().await.unwrap();
     wait::gone(&s.api, "d", TIMEOUT).await.unwrap();
@@ -167,11 +168,11 @@ async fn tokens_go_to_each_shared_engines_own_token_store() {
             .build(),
     );
     let t = wait::tester_until(&s.api, "e", TIMEOUT, "waiting for its token store", |t| {
-        cond(t, "TokensRegistered").1 == "EngineRetrying"
+        condition_of(t, "TokensRegistered").1 == "EngineRetrying"
     })
     .await
     .unwrap();
-    let (status, _, message) = cond(&t, "TokensRegistered");
+    let (status, _, message) = condition_of(&t, "TokensRegistered");
     assert_eq!(status, "False");
     assert!(message.contains(&nowhere), "{message}");
     assert!(s.grid.admin.inspect().await.unwrap().tokens.is_empty());
@@ -256,12 +257,12 @@ async fn starttls_required_is_never_downgraded_to_plaintext() {
             .build(),
     );
     let t = wait::tester_until(&s.api, "m", TIMEOUT, "refusing to send", |t| {
-        cond(t, "WelcomeEmailSent").1 == "SendFailed"
+        condition_of(t, "WelcomeEmailSent").1 == "SendFailed"
     })
     .await
     .unwrap();
     assert_eq!(
-        cond(&t, "Ready").0,
+        condition_of(&t, "Ready").0,
         "True",
         "mail does not hold the tester back"
     );
@@ -282,7 +283,7 @@ async fn a_send_interrupted_by_a_crash_is_reported_and_never_repeated() {
             .build(),
     );
     wait::tester_until(&s.api, "i", TIMEOUT, "sending", |t| {
-        cond(t, "WelcomeEmailSent").1 == "Sending"
+        condition_of(t, "WelcomeEmailSent").1 == "Sending"
     })
     .await
     .unwrap();
@@ -291,11 +292,11 @@ async fn a_send_interrupted_by_a_crash_is_reported_and_never_repeated() {
     smtp.wait_data_started(1, TIMEOUT).await.unwrap();
     s.controller().kill_and_restart().unwrap();
     let t = wait::tester_until(&s.api, "i", TIMEOUT, "interrupted", |t| {
-        cond(t, "WelcomeEmailSent").1 == "Interrupted"
+        condition_of(t, "WelcomeEmailSent").1 == "Interrupted"
     })
     .await
     .unwrap();
-    assert_eq!(cond(&t, "WelcomeEmailSent").0, "False");
+    assert_eq!(condition_of(&t, "WelcomeEmailSent").0, "False");
     assert_eq!(
         smtp.data_started(),
         1,
@@ -323,10 +324,13 @@ async fn a_lagging_proxy_never_over_commits_a_node() {
         docs.join(",")
     ));
     let settled = wait::all_until(&s.api, TIMEOUT, "3 Ready and 2 unschedulable", |ts| {
-        let ready = ts.iter().filter(|t| cond(t, "Ready").0 == "True").count();
+        let ready = ts
+            .iter()
+            .filter(|t| condition_of(t, "Ready").0 == "True")
+            .count();
         let waiting = ts
             .iter()
-            .filter(|t| cond(t, "Scheduled").1 == "InsufficientDisk")
+            .filter(|t| condition_of(t, "Scheduled").1 == "InsufficientDisk")
             .count();
         (ready, waiting) == (3, 2)
     })

@@ -10,7 +10,7 @@ use controller::resources::{HostPool, Tester, find_condition};
 use e2e::{
     fixtures::tester,
     stack::{Stack, TWIN, TestNode},
-    wait,
+    wait::{self, condition_of},
 };
 use gridapi::{
     Grid,
@@ -24,14 +24,6 @@ use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 const GIB: u64 = 1 << 30;
-
-fn cond(t: &Tester, type_: &str) -> (String, String, String) {
-    t.status
-        .as_ref()
-        .and_then(|s| find_condition(&s.conditions, type_))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-        .unwrap_or_default()
-}
 
 fn node_of(t: &Tester) -> Option<u32> {
     t.status.as_ref()?.placement.as_ref().map(|p| p.node_id)
@@ -120,7 +112,7 @@ async fn a_machine_on_a_dead_node_is_moved_and_keeps_its_address_and_sign_in() {
 
     s.grid.admin.set_node(dead, &set_down(true)).await.unwrap();
     let moved = wait::tester_until(&s.api, "r0", TIMEOUT, "Ready on another node", |t| {
-        cond(t, "Ready").0 == "True" && node_of(t).is_some_and(|n| n != dead)
+        condition_of(t, "Ready").0 == "True" && node_of(t).is_some_and(|n| n != dead)
     })
     .await
     .unwrap();
@@ -265,7 +257,7 @@ async fn pause_stops_every_grid_call_and_resume_continues() {
             .success()
     );
     let t = wait::tester_until(&s.api, "p", TIMEOUT, "paused", |t| {
-        cond(t, "Paused").0 == "True"
+        condition_of(t, "Paused").0 == "True"
     })
     .await
     .unwrap();
@@ -305,8 +297,8 @@ async fn pause_stops_every_grid_call_and_resume_continues() {
             .success()
     );
     let t = wait::tester_until(&s.api, "p", TIMEOUT, "resumed and reconfigured", |t| {
-        cond(t, "Paused").1 == "Resumed"
-            && cond(t, "Ready").0 == "True"
+        condition_of(t, "Paused").1 == "Resumed"
+            && condition_of(t, "Ready").0 == "True"
             && t.status
                 .as_ref()
                 .and_then(|s| find_condition(&s.conditions, "GateSecured"))
@@ -339,7 +331,7 @@ async fn pause_stops_every_grid_call_and_resume_continues() {
     .await
     .unwrap();
     wait::tester_until(&s.api, "p", TIMEOUT, "paused by its pool", |t| {
-        cond(t, "Paused").1 == "HostPoolPaused"
+        condition_of(t, "Paused").1 == "HostPoolPaused"
     })
     .await
     .unwrap();
@@ -367,7 +359,7 @@ async fn pause_stops_every_grid_call_and_resume_continues() {
             .success()
     );
     wait::tester_until(&s.api, "p", TIMEOUT, "resumed", |t| {
-        cond(t, "Paused").1 == "Resumed" && cond(t, "Ready").0 == "True"
+        condition_of(t, "Paused").1 == "Resumed" && condition_of(t, "Ready").0 == "True"
     })
     .await
     .unwrap();
@@ -467,7 +459,7 @@ async fn observe_only_adopts_a_hand_made_machine_and_never_writes_to_the_grid() 
             .build(),
     );
     let t = wait::tester_until(&s.api, "o", TIMEOUT, "observing the machine", |t| {
-        cond(t, "MachineReady").1 == "Observed"
+        condition_of(t, "MachineReady").1 == "Observed"
     })
     .await
     .unwrap();
@@ -475,7 +467,7 @@ async fn observe_only_adopts_a_hand_made_machine_and_never_writes_to_the_grid() 
     assert_eq!(st.machine.as_ref().unwrap().contract_id, Some(id));
     assert!(st.machine.as_ref().unwrap().private_address.is_some());
     assert_eq!(st.phase.as_deref(), Some("Observed"));
-    assert_eq!(cond(&t, "Ready").1, "ObserveOnly");
+    assert_eq!(condition_of(&t, "Ready").1, "ObserveOnly");
 
     // Changing it straight to Full is refused by the API server.
     let out = s.ns.kubectl(&[
@@ -553,7 +545,7 @@ async fn an_app_that_stops_answering_shows_in_the_condition_and_the_printer_colu
     s.apply(&pool(&[1], "10m"));
     s.apply(&tester("a", "ada", "pool").build());
     let t = wait::tester_until(&s.api, "a", TIMEOUT, "apps healthy", |t| {
-        cond(t, "AppsHealthy").1 == "AllHealthy"
+        condition_of(t, "AppsHealthy").1 == "AllHealthy"
     })
     .await
     .unwrap();
@@ -577,17 +569,17 @@ async fn an_app_that_stops_answering_shows_in_the_condition_and_the_printer_colu
         .await
         .unwrap();
     let t = wait::tester_until(&s.api, "a", TIMEOUT, "an app unhealthy", |t| {
-        cond(t, "AppsHealthy").1 == "AppsUnhealthy"
+        condition_of(t, "AppsHealthy").1 == "AppsUnhealthy"
     })
     .await
     .unwrap();
     assert!(
-        cond(&t, "AppsHealthy").2.contains(&app),
+        condition_of(&t, "AppsHealthy").2.contains(&app),
         "{:?}",
-        cond(&t, "AppsHealthy")
+        condition_of(&t, "AppsHealthy")
     );
     assert_eq!(
-        cond(&t, "Ready").0,
+        condition_of(&t, "Ready").0,
         "True",
         "an app down does not un-Ready the tester"
     );
@@ -607,7 +599,7 @@ async fn an_app_that_stops_answering_shows_in_the_condition_and_the_printer_colu
 
     s.grid.admin.clear_faults().await.unwrap();
     wait::tester_until(&s.api, "a", TIMEOUT, "healthy again", |t| {
-        cond(t, "AppsHealthy").1 == "AllHealthy"
+        condition_of(t, "AppsHealthy").1 == "AllHealthy"
     })
     .await
     .unwrap();
@@ -639,13 +631,13 @@ async fn deletion_waits_for_an_unreachable_engine_but_not_for_a_deleted_one() {
             .success()
     );
     let t = wait::tester_until(&s.api, "u", TIMEOUT, "waiting for the engine", |t| {
-        cond(t, "Ready")
+        condition_of(t, "Ready")
             .2
             .contains("revoking the token on SharedEngine voice")
     })
     .await
     .unwrap();
-    assert_eq!(cond(&t, "Ready").1, "Deleting");
+    assert_eq!(condition_of(&t, "Ready").1, "Deleting");
     // The SharedEngine is deleted (its tokens die with it): deletion no longer waits for it.
     assert!(
         s.ns.kubectl(&["delete", "sharedengine", "voice"])
@@ -667,7 +659,7 @@ async fn deletion_waits_for_an_unreachable_engine_but_not_for_a_deleted_one() {
             .success()
     );
     wait::tester_until(&s.api, "g", TIMEOUT, "waiting for the engine", |t| {
-        cond(t, "Ready")
+        condition_of(t, "Ready")
             .2
             .contains("revoking the token on SharedEngine voice")
     })
