@@ -160,16 +160,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let cfg = ControllerConfig::default().concurrency(config.concurrency);
 
-    // The Tester watch: cached without `managedFields` (a third of a Tester's bytes), and a pass
-    // starts only for a change worth one (see `worth_a_pass`), never for this controller's own
-    // status write: a pass that must look again asks for it with its requeue.
+    // The Tester watch: cached without `managedFields` (a third of a Tester's bytes) nor kubectl's
+    // last-applied copy, and a pass starts only for a change worth one (see `worth_a_pass`),
+    // never for this controller's own status write: a pass that must look again asks for it
+    // with its requeue.
     // The same watch wakes the HostPool of every Tester that changed (its status and its removal
     // included: the pool counts its testers), so the Tester objects are listed and decoded once.
     let (store, writer) = reflector::store();
     let (pool_wake, pools_woken) = futures::channel::mpsc::unbounded();
     let trigger = watcher(testers, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|t: &mut Tester| t.managed_fields_mut().clear())
+        .modify(slim)
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(
@@ -260,6 +261,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     info!("controllers stopped");
     Ok(())
+}
+
+/// The annotation `kubectl apply` keeps its last applied configuration in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A Tester as the cache keeps it: without `managedFields` nor `kubectl apply`'s copy of the
+/// whole spec (never read here; the cached object is never written back).
+fn slim(t: &mut Tester) {
+    t.managed_fields_mut().clear();
+    t.annotations_mut().remove(LAST_APPLIED);
 }
 
 /// What of a Tester is worth a pass when it changes: its spec (the generation), its metadata
@@ -469,5 +480,24 @@ mod tests {
                 k8s_openapi::jiff::Timestamp::now(),
             ));
         assert_ne!(worth_a_pass(&deleted), before, "deletion started");
+    }
+
+    #[test]
+    fn the_cache_keeps_a_tester_without_managed_fields_and_kubectls_copy() {
+        let mut t = tester("bob", "bob");
+        t.annotations_mut().insert(
+            LAST_APPLIED.into(),
+            r#"{"spec":{"accountName":"bob"}}"#.into(),
+        );
+        t.annotations_mut()
+            .insert("sandbox.hero.dev/rotate-engine-token".into(), "2".into());
+        t.metadata.managed_fields = Some(vec![Default::default()]);
+        slim(&mut t);
+        assert!(t.managed_fields().is_empty());
+        assert_eq!(
+            t.annotations().keys().collect::<Vec<_>>(),
+            ["sandbox.hero.dev/rotate-engine-token"],
+            "steering annotations stay"
+        );
     }
 }
