@@ -273,6 +273,14 @@ fn down(url: &str) -> EngineError {
 
 /// A context over `grid` whose Kubernetes client points at a closed port.
 pub fn context(grid: FakeGrid) -> Context {
+    let kube_config = kube::Config::new("http://127.0.0.1:9".parse().expect("URL"));
+    let client = kube::Client::try_from(kube_config).expect("client from config");
+    context_with(grid, client)
+}
+
+/// A [`Context`] whose Kubernetes client is `client` (for a unit test that scripts the API
+/// server's answers to one function).
+pub fn context_with(grid: FakeGrid, client: kube::Client) -> Context {
     let config = Config::try_parse_from([
         "controller",
         "--grid-url=http://127.0.0.1:9",
@@ -282,8 +290,6 @@ pub fn context(grid: FakeGrid) -> Context {
         "--forge-token=t",
     ])
     .expect("test config parses");
-    let kube_config = kube::Config::new("http://127.0.0.1:9".parse().expect("URL"));
-    let client = kube::Client::try_from(kube_config).expect("client from config");
     Context::new(
         client,
         Grid::from_one(Arc::new(grid)),

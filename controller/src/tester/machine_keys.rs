@@ -97,18 +97,35 @@ pub async fn kept(
         return Ok(keys);
     }
     let keys = MachineKeys::generate();
-    match keep(ctx, &secrets, meta, existing, &keys, build).await {
-        Ok(()) => Ok(keys),
-        // Another writer won: use what it kept, if it is for this build.
-        Err(kube::Error::Api(s)) if s.code == 409 => secrets
-            .get(&name)
-            .await
-            .kube("reading the machine keys Secret")
-            .and_then(|s| keys_of(&s, build).ok_or(Error::MissingField("machine keys"))),
-        Err(e) => Err(Error::Kube {
-            action: "keeping the machine keys",
-            source: e,
-        }),
+    let conflict = match keep(ctx, &secrets, meta.clone(), existing, &keys, build).await {
+        Ok(()) => return Ok(keys),
+        Err(kube::Error::Api(s)) if s.code == 409 => s,
+        Err(e) => return Err(kept_error(e)),
+    };
+    // Another writer won: use what it kept, if it is for this build.
+    ctx.kube_turn().await;
+    let theirs = secrets
+        .get(&name)
+        .await
+        .kube("reading the machine keys Secret")?;
+    if let Some(keys) = keys_of(&theirs, build) {
+        return Ok(keys);
+    }
+    if !absent {
+        return Err(kept_error(kube::Error::Api(conflict)));
+    }
+    // Taken for absent, but there: a warm machine's keys handed over by a process stopped before
+    // it recorded the claim; this (cold) build's keys replace them.
+    keep(ctx, &secrets, meta, Some(theirs), &keys, build)
+        .await
+        .map_err(kept_error)?;
+    Ok(keys)
+}
+
+fn kept_error(source: kube::Error) -> Error {
+    Error::Kube {
+        action: "keeping the machine keys",
+        source,
     }
 }
 
@@ -181,7 +198,127 @@ async fn keep(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::{Request, Response};
+    use kube::client::Body;
+
     use super::*;
+    use crate::testing::{FakeGrid, context_with};
+
+    /// What the scripted API server was sent: method, path and body.
+    type Sent = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
+
+    /// A client whose API server answers the requests in order with `answers` (status, body).
+    fn scripted(answers: Vec<(u16, serde_json::Value)>) -> (kube::Client, Sent) {
+        let sent = Sent::default();
+        let answers = Arc::new(Mutex::new(answers.into_iter()));
+        let log = sent.clone();
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let (log, answers) = (log.clone(), answers.clone());
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body.collect_bytes().await.expect("request body");
+                log.lock().unwrap().push((
+                    parts.method.to_string(),
+                    parts.uri.path().to_string(),
+                    serde_json::from_slice(&body).unwrap_or_default(),
+                ));
+                let (status, answer) = answers.lock().unwrap().next().expect("a scripted answer");
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder()
+                        .status(status)
+                        .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                        .unwrap(),
+                )
+            }
+        });
+        (kube::Client::new(service, "team"), sent)
+    }
+
+    fn conflict() -> (u16, serde_json::Value) {
+        (
+            409,
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "AlreadyExists", "code": 409, "message": "secrets \"bob-machine\" already exists"}),
+        )
+    }
+
+    fn warm_keys_secret() -> (MachineKeys, serde_json::Value) {
+        let keys = MachineKeys::generate();
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("bob-machine".into()),
+                namespace: Some("team".into()),
+                resource_version: Some("5".into()),
+                ..Default::default()
+            },
+            data: Some(data(&keys, "warm-build")),
+            ..Default::default()
+        };
+        (keys, serde_json::to_value(secret).unwrap())
+    }
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            name: Some("bob-machine".into()),
+            namespace: Some("team".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_taken_for_absent_but_left_by_a_stopped_warm_claim_are_replaced_in_the_same_pass()
+    {
+        let (warm, theirs) = warm_keys_secret();
+        // The PATCH's answer is only read as a Secret.
+        let (client, sent) = scripted(vec![conflict(), (200, theirs.clone()), (200, theirs)]);
+        let ctx = context_with(FakeGrid::default(), client);
+        let keys = kept(&ctx, "team", meta(), "cold-build", true).await;
+        let sent = sent.lock().unwrap().clone();
+        let calls: Vec<_> = sent.iter().map(|(m, p, _)| format!("{m} {p}")).collect();
+        assert_eq!(
+            calls,
+            [
+                "POST /api/v1/namespaces/team/secrets",
+                "GET /api/v1/namespaces/team/secrets/bob-machine",
+                "PATCH /api/v1/namespaces/team/secrets/bob-machine",
+            ]
+        );
+        let patch = &sent[2].2;
+        assert_eq!(
+            patch["metadata"]["resourceVersion"], "5",
+            "only over what was read"
+        );
+        let written = Secret {
+            data: serde_json::from_value(patch["data"].clone()).unwrap(),
+            ..Default::default()
+        };
+        let keys = keys.expect("the cold build's keys");
+        assert_eq!(keys_of(&written, "cold-build"), Some(keys.clone()));
+        assert_ne!(keys, warm);
+    }
+
+    #[tokio::test]
+    async fn keys_of_another_build_written_by_a_racing_writer_after_a_read_are_not_overwritten() {
+        let (_, theirs) = warm_keys_secret();
+        let (client, sent) = scripted(vec![
+            (
+                404,
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "NotFound", "code": 404, "message": "not found"}),
+            ),
+            conflict(),
+            (200, theirs),
+        ]);
+        let ctx = context_with(FakeGrid::default(), client);
+        let kept = kept(&ctx, "team", meta(), "cold-build", false).await;
+        assert!(
+            matches!(&kept, Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409),
+            "{kept:?}"
+        );
+        assert_eq!(sent.lock().unwrap().len(), 3, "no write after the conflict");
+    }
 
     #[test]
     fn keys_are_read_back_only_for_their_build() {
