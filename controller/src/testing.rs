@@ -21,8 +21,8 @@ use gridapi::{
     },
     node::NodeBus,
     proxy::{
-        Contract as ProxyContract, ContractFilter, Farm, FarmFilter, Limit, Node, NodeFilter,
-        NodeWithNestedCapacity, Page, Proxy,
+        Contract as ProxyContract, ContractDetails, ContractFilter, Farm, FarmFilter, Limit, Node,
+        NodeFilter, NodeWithNestedCapacity, Page, Proxy,
     },
     zos::{Deployment, WorkloadChange},
 };
@@ -50,6 +50,10 @@ pub struct FakeState {
     pub stolen_on_claim: HashMap<String, u32>,
     /// Every call made, in order (method names).
     pub calls: Vec<&'static str>,
+    /// The proxy's contract listing: answered filtered by `deployment_data` only.
+    pub listed: Vec<ProxyContract>,
+    /// The contract filters asked for, in order.
+    pub contract_filters: Vec<ContractFilter>,
     next_id: u64,
 }
 
@@ -96,10 +100,28 @@ impl Proxy for FakeGrid {
     }
     fn contracts<'a>(
         &'a self,
-        _: &'a ContractFilter,
+        filter: &'a ContractFilter,
         _: Limit,
     ) -> GridFuture<'a, Page<ProxyContract>> {
-        unscripted!(self, "list_contracts")
+        self.record("list_contracts");
+        let mut s = self.0.lock().unwrap();
+        s.contract_filters.push(filter.clone());
+        let items: Vec<ProxyContract> = s
+            .listed
+            .iter()
+            .filter(|c| {
+                filter.deployment_data.as_ref().is_none_or(|want| {
+                    matches!(&c.details, ContractDetails::Node(d) if d.deployment_data == *want)
+                })
+            })
+            .cloned()
+            .collect();
+        Box::pin(async move {
+            Ok(Page {
+                count: Some(items.len() as u64),
+                items,
+            })
+        })
     }
     fn farms<'a>(&'a self, _: &'a FarmFilter, _: Limit) -> GridFuture<'a, Page<Farm>> {
         unscripted!(self, "list_farms")

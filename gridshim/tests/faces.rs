@@ -136,6 +136,36 @@ async fn chain_contracts_names_and_errors() {
             .any(|c| c.contract_id == nc.contract_id && data_of(c) == Some("tester=uid-123"))
     );
     assert!(mine.iter().all(|c| c.twin_id == US));
+    // ... or one tester's only, by the proxy's exact `deployment_data` filter.
+    let theirs = NodeContractRequest {
+        node_id: 12,
+        deployment_hash: "h2".into(),
+        metadata: "tester=uid-456".into(),
+    };
+    let other = s.us.create_node_contract(&theirs).await.unwrap();
+    let only =
+        s.us.list_my_contracts_with(Some("tester=uid-123"))
+            .await
+            .unwrap();
+    assert_eq!(
+        only.iter().map(|c| c.contract_id).collect::<Vec<_>>(),
+        [nc.contract_id]
+    );
+    let only =
+        s.us.list_my_contracts_with(Some("tester=uid-456"))
+            .await
+            .unwrap();
+    assert_eq!(
+        only.iter().map(|c| c.contract_id).collect::<Vec<_>>(),
+        [other.contract_id]
+    );
+    assert!(
+        s.us.list_my_contracts_with(Some("tester=uid"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "exact, not a prefix"
+    );
     assert_eq!(
         s.us.get_contract(nc.contract_id).await.unwrap().state,
         gridapi::chain::ContractState::Created

@@ -363,7 +363,7 @@ async fn gateway_contract(
         .and_then(|m| m.gateway_contract_id);
     let existing = match known {
         Some(id) => Some(id),
-        None => my_contracts(pass, "gw", None)
+        None => my_contracts(pass.ctx, tag)
             .await?
             .into_iter()
             .map(|c| c.contract_id)

@@ -31,11 +31,23 @@ pub struct Tagged {
 /// Every live node contract of our twin that carries a tag, from the proxy (which lags the
 /// chain: a contract created a moment ago may be missing; exact look-ups go to the chain).
 pub async fn tagged_contracts(ctx: &Context) -> Result<Vec<Tagged>> {
+    live_contracts(ctx, None).await
+}
+
+/// Our live node contracts tagged exactly `tag` (the tester, kind and build), found by the
+/// proxy's `deployment_data` filter: one tester's contracts, not every contract of the twin.
+pub async fn my_contracts(ctx: &Context, tag: &ContractTag) -> Result<Vec<Tagged>> {
+    live_contracts(ctx, Some(tag.encode())).await
+}
+
+/// Our twin's live node contracts that carry a tag (exactly `data`, when given), every page.
+async fn live_contracts(ctx: &Context, data: Option<String>) -> Result<Vec<Tagged>> {
     const PAGE: u32 = 1000;
     let filter = ContractFilter {
         twin_id: Some(ctx.grid.twin_id()),
         kind: Some(ContractType::Node),
         state: vec![ContractState::Created, ContractState::GracePeriod],
+        deployment_data: data,
         ..ContractFilter::default()
     };
     let mut out = Vec::new();
@@ -61,17 +73,6 @@ pub async fn tagged_contracts(ctx: &Context) -> Result<Vec<Tagged>> {
         }
     }
     Ok(out)
-}
-
-/// Our live node contracts tagged for this tester with `kind` (and `build`, when given).
-pub async fn my_contracts(pass: &Pass<'_>, kind: &str, build: Option<&str>) -> Result<Vec<Tagged>> {
-    Ok(tagged_contracts(pass.ctx)
-        .await?
-        .into_iter()
-        .filter(|c| {
-            c.tag.tester == pass.uid && c.tag.kind == kind && build.is_none_or(|b| c.tag.build == b)
-        })
-        .collect())
 }
 
 /// The live contract for exactly this deployment on this node, from the chain (exact, no lag).
@@ -218,4 +219,62 @@ pub async fn deployment(ctx: &Context, node_id: u32, contract_id: u64) -> Result
 pub async fn deploy(ctx: &Context, node_id: u32, d: &Deployment) -> Result<()> {
     let twin = node_twin(ctx, node_id).await?;
     ctx.grid("deploy", ctx.grid.nodes.deploy(twin, d)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use gridapi::proxy::{Contract, NodeContractDetails};
+
+    use super::*;
+    use crate::testing::{FakeGrid, ME, context};
+
+    fn listed(id: u64, tag: &ContractTag) -> Contract {
+        Contract {
+            contract_id: id,
+            twin_id: ME,
+            state: ContractState::Created,
+            created_at: 0,
+            details: ContractDetails::Node(NodeContractDetails {
+                node_id: 12,
+                deployment_data: tag.encode(),
+                deployment_hash: format!("hash-{id}"),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_testers_contracts_are_asked_of_the_proxy_by_their_exact_tag() {
+        let tag = |tester: &str, build: &str| ContractTag {
+            tester: tester.into(),
+            kind: "vm".into(),
+            build: build.into(),
+        };
+        let grid = FakeGrid::default();
+        grid.0.lock().unwrap().listed = vec![
+            listed(1, &tag("uid-a", "")),
+            listed(2, &tag("uid-b", "")),
+            listed(3, &tag("uid-a", "2")),
+        ];
+        let ctx = context(grid.clone());
+
+        let mine = my_contracts(&ctx, &tag("uid-a", "2")).await.unwrap();
+        assert_eq!(mine.iter().map(|c| c.contract_id).collect::<Vec<_>>(), [3]);
+        assert_eq!(mine[0].tag, tag("uid-a", "2"));
+        let asked = grid.0.lock().unwrap().contract_filters[0].clone();
+        assert_eq!(
+            asked.deployment_data.as_deref(),
+            Some(r#"{"tester":"uid-a","kind":"vm","build":"2"}"#),
+            "the tag exactly as written into the contract"
+        );
+        assert_eq!(asked.twin_id, Some(ME));
+        assert_eq!(asked.kind, Some(ContractType::Node));
+
+        let all = tagged_contracts(&ctx).await.unwrap();
+        assert_eq!(
+            all.len(),
+            3,
+            "the clean-up's listing still sees every tagged contract"
+        );
+    }
 }

@@ -309,7 +309,7 @@ async fn create_or_adopt(
     let exact = contract_for(pass.ctx, node, hash).await?;
     let listed = match exact {
         Some(id) => Some(id),
-        None => my_contracts(pass, "vm", Some(&tag.build))
+        None => my_contracts(pass.ctx, tag)
             .await?
             .into_iter()
             .next()

@@ -12,7 +12,7 @@ use super::{
     conditions::{
         GATE_SECURED, GATEWAY_READY, INSTALLED, MACHINE_READY, SCHEDULED, TOKENS_REGISTERED,
     },
-    grid::{self, agent, my_contracts},
+    grid::{self, agent, tagged_contracts},
 };
 use crate::{
     error::{Error, Result},
@@ -48,10 +48,12 @@ pub async fn observe(pass: &mut Pass<'_>) -> Result<Flow> {
             Err(Error::Grid { source, .. }) if source.category() == ErrorCategory::NotFound => None,
             Err(e) => return Err(e),
         },
-        None => my_contracts(pass, "vm", None)
+        // Any build of its machine: the whole listing, filtered here (observed testers are few
+        // and looked at rarely).
+        None => tagged_contracts(pass.ctx)
             .await?
             .into_iter()
-            .next()
+            .find(|c| c.tag.tester == pass.uid && c.tag.kind == "vm")
             .map(|c| Found {
                 contract_id: c.contract_id,
                 node_id: Some(c.node_id),

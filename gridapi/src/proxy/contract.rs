@@ -184,6 +184,10 @@ pub struct ContractFilter {
     /// Only node contracts with this deployment hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_hash: Option<String>,
+    /// Only node contracts whose deployment data (the metadata given at creation) is exactly
+    /// this: grid-proxy's `deployment_data` filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_data: Option<String>,
 }
 
 /// A twin as `GET /twins` lists it: who it is on chain, where its relay is, and its end-to-end

@@ -118,8 +118,16 @@ impl Client {
     }
     /// This twin's contracts as the proxy lists them.
     pub async fn list_my_contracts(&self) -> Result<Vec<ProxyContract>, GridError> {
+        self.list_my_contracts_with(None).await
+    }
+    /// This twin's contracts whose deployment data is exactly `data` (any, with `None`).
+    pub async fn list_my_contracts_with(
+        &self,
+        data: Option<&str>,
+    ) -> Result<Vec<ProxyContract>, GridError> {
         let f = ContractFilter {
             twin_id: Some(self.twin_id()),
+            deployment_data: data.map(str::to_owned),
             ..ContractFilter::default()
         };
         Ok(self.grid.proxy.contracts(&f, Limit::default()).await?.items)
