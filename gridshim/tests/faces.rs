@@ -143,22 +143,13 @@ async fn chain_contracts_names_and_errors() {
         metadata: "tester=uid-456".into(),
     };
     let other = s.us.create_node_contract(&theirs).await.unwrap();
-    let only =
-        s.us.list_my_contracts_with(Some("tester=uid-123"))
-            .await
-            .unwrap();
-    assert_eq!(
-        only.iter().map(|c| c.contract_id).collect::<Vec<_>>(),
-        [nc.contract_id]
-    );
-    let only =
-        s.us.list_my_contracts_with(Some("tester=uid-456"))
-            .await
-            .unwrap();
-    assert_eq!(
-        only.iter().map(|c| c.contract_id).collect::<Vec<_>>(),
-        [other.contract_id]
-    );
+    for (data, id) in [
+        ("tester=uid-123", nc.contract_id),
+        ("tester=uid-456", other.contract_id),
+    ] {
+        let only = s.us.list_my_contracts_with(Some(data)).await.unwrap();
+        assert_eq!(only.iter().map(|c| c.contract_id).collect::<Vec<_>>(), [id]);
+    }
     assert!(
         s.us.list_my_contracts_with(Some("tester=uid"))
             .await
