@@ -52,12 +52,20 @@ impl Settings {
             // Warnings only, but the start-up line the harness waits for.
             ("RUST_LOG".into(), "warn,controller::run=info".into()),
         ];
-        // Anything else for the controller, e.g. `MALLOC_ARENA_MAX=2,RESYNC=30s`.
+        // Anything else for the controller, e.g. `MALLOC_ARENA_MAX=2,RESYNC=30s`; a piece
+        // without `=` continues the value before it (`_RJEM_MALLOC_CONF=narenas:1,tcache:false`).
+        let mut more: Vec<(String, String)> = Vec::new();
         for kv in env_or("BENCH_CONTROLLER_ENV", "").split(',') {
-            if let Some((k, v)) = kv.split_once('=') {
-                controller_env.push((k.trim().into(), v.trim().into()));
+            match (kv.split_once('='), more.last_mut()) {
+                (Some((k, v)), _) => more.push((k.trim().into(), v.trim().into())),
+                (None, Some((_, v))) if !kv.trim().is_empty() => {
+                    v.push(',');
+                    v.push_str(kv.trim());
+                }
+                _ => {}
             }
         }
+        controller_env.extend(more);
         Ok(Self {
             scale,
             only,
