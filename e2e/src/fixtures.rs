@@ -13,6 +13,23 @@ pub fn host_pool(name: &str, nodes: &[u32], disk_gib: u32, memory_gib: u32) -> S
     .unwrap()
 }
 
+/// A HostPool over `nodes` (10 GiB disk, 1 GiB memory per tester) whose name proxies run on
+/// `gateways` and that moves a machine unreachable for longer than `unhealthy_after`.
+pub fn remediating_pool(nodes: &[u32], gateways: &[u32], unhealthy_after: &str) -> String {
+    json!({
+        "apiVersion": "sandbox.hero.dev/v1alpha1",
+        "kind": "HostPool",
+        "metadata": {"name": "pool"},
+        "spec": {
+            "nodes": nodes,
+            "gatewayNodes": gateways,
+            "perTester": {"cpu": 1, "memoryGiB": 1, "diskGiB": 10},
+            "remediation": {"unhealthyAfter": unhealthy_after, "maxUnhealthy": 40},
+        },
+    })
+    .to_string()
+}
+
 /// A HostPool over `nodes` (each tester `disk_gib` disk, `memory_gib` memory) keeping `size`
 /// machines warm, built `max_building` at a time, with `warmPool.names` when given.
 pub fn warm_pool(

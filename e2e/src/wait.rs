@@ -5,6 +5,7 @@ use std::{fmt::Debug, hash::Hash, time::Duration};
 
 use controller::resources::{Tester, condition_status, find_condition};
 use futures::{StreamExt, TryStreamExt};
+use gridshim::{admin::Admin, wire::Inspection};
 use kube::{
     Api, Resource,
     runtime::{reflector, wait::await_condition, watcher},
@@ -18,6 +19,32 @@ pub fn condition_of(t: &Tester, type_: &str) -> (String, String, String) {
         .and_then(|s| find_condition(&s.conditions, type_))
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
         .unwrap_or_default()
+}
+
+/// The node the Tester is placed on, if any.
+pub fn node_of(t: &Tester) -> Option<u32> {
+    t.status.as_ref()?.placement.as_ref().map(|p| p.node_id)
+}
+
+/// Polls gridshim's inspection until `check` holds, or fails after `timeout` with the last one
+/// (gridshim has no watch).
+pub async fn grid_until(
+    admin: &Admin,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&Inspection) -> bool,
+) -> anyhow::Result<Inspection> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let i = admin.inspect().await?;
+        if check(&i) {
+            return Ok(i);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("not {what} after {timeout:?}: {i:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Watches the object `name` until `check` holds, or fails after `timeout` with its last

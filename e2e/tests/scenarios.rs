@@ -12,7 +12,6 @@ use e2e::{
     stack::{Stack, TWIN_MNEMONIC, TWIN_SECRET, TestNode},
     wait::{self, condition_of},
 };
-use gridapi::proxy::NodeStatus;
 use gridshim::wire::NodeCondition;
 use kube::api::ListParams;
 use serde_json::json;
@@ -30,13 +29,7 @@ async fn placement_follows_free_disk_and_a_full_pool_creates_nothing() {
     let s = Stack::start("placement", &nodes, "", &[]).await;
     s.grid
         .admin
-        .set_node(
-            4,
-            &NodeCondition {
-                status: Some(NodeStatus::Down),
-                healthy: Some(false),
-            },
-        )
+        .set_node(4, &NodeCondition::down())
         .await
         .unwrap();
     s.apply(&host_pool("pool", &[1, 2], 50, 2));

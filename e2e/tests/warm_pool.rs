@@ -415,11 +415,11 @@ async fn a_warm_machine_that_fails_its_health_check_is_replaced() {
         .unwrap()
         .node_id;
 
-    let down = NodeCondition {
-        status: Some(gridapi::proxy::NodeStatus::Down),
-        healthy: Some(false),
-    };
-    s.grid.admin.set_node(node, &down).await.unwrap();
+    s.grid
+        .admin
+        .set_node(node, &NodeCondition::down())
+        .await
+        .unwrap();
     // Replaced by a machine on the other node; the sick one's contract is cancelled.
     let replaced = match wait::all_until(&warm, TIMEOUT, "replaced", |all| {
         all.len() == 1 && ready(&all[0]) && all[0].name_any() != sick.name_any()

@@ -175,6 +175,24 @@ pub struct NodeCondition {
     pub healthy: Option<bool>,
 }
 
+impl NodeCondition {
+    /// The node stopped: `down` and unhealthy.
+    pub fn down() -> Self {
+        Self {
+            status: Some(NodeStatus::Down),
+            healthy: Some(false),
+        }
+    }
+
+    /// The node back: `up` and healthy.
+    pub fn up() -> Self {
+        Self {
+            status: Some(NodeStatus::Up),
+            healthy: Some(true),
+        }
+    }
+}
+
 /// Everything live on the grid, for tests to prove nothing leaked. No secret appears.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inspection {

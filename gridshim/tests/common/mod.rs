@@ -1,7 +1,8 @@
 //! Shared helpers of the integration tests: start gridshim in-process on ephemeral ports, each
 //! test on its own loopback range so tests run in parallel, and build deployments.
 
-#![allow(dead_code)]
+// Each test binary uses a part of these helpers and of the re-exported grid types.
+#![allow(dead_code, unused_imports)]
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,7 +20,6 @@ pub use gridapi::{
 use gridshim::admin::Admin;
 use gridshim::config::Config;
 use gridshim::server::{Running, StartOptions, start};
-#[allow(unused_imports)]
 pub use gridshim::wire::*;
 
 /// The arguments of `create_node_contract` the tests use.
