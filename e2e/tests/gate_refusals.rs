@@ -6,7 +6,7 @@
 mod harness;
 
 use harness::quirk::{CLIENT_ID, CLIENT_SECRET};
-use harness::{AppSaw, Browser, Page, QuirkProvider, Quirks, RunningGate, start_gate};
+use harness::{Browser, Page, QuirkProvider, Quirks, RunningGate, app_saw, host, start_gate};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -25,19 +25,6 @@ async fn setup(quirks: Quirks) -> (QuirkProvider, RunningGate) {
     let provider = QuirkProvider::start(quirks).await;
     let gate = gate_for(provider.issuer()).await;
     (provider, gate)
-}
-
-fn app_saw(page: &Page) -> AppSaw {
-    assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
-    serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("not the app ({e}): {}", page.body))
-}
-
-fn host(url: &str) -> String {
-    url::Url::parse(url)
-        .unwrap()
-        .host_str()
-        .unwrap()
-        .to_string()
 }
 
 /// Signs in through the quirk provider (it approves at once) and returns the final page.

@@ -28,6 +28,22 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// What the app behind the gate was told, from a page that must be the app's `200` answer.
+pub fn app_saw(page: &Page) -> AppSaw {
+    assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
+    serde_json::from_str(&page.body)
+        .unwrap_or_else(|e| panic!("not the app's answer ({e}): {}", page.body))
+}
+
+/// The host of `url`.
+pub fn host(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string()
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
