@@ -2,7 +2,6 @@
 //! JWT, signed and encrypted envelopes, the node's signed answers, the relay's refusals, and
 //! the faults that hit a relay call.
 
-#[allow(unused_imports)]
 mod common;
 
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! them: none on `instant`; on `realistic`, every one in real-grid seconds (what a benchmark
 //! needs to compute the grid's own floor).
 
-// Shared with the other test binaries, which use the re-exports this one does not.
-#[allow(unused_imports)]
 mod common;
 
 use common::*;
