@@ -7,6 +7,8 @@
 //! It signs every visitor in at once as the configured account (no form): the flow is the
 //! gate's, not the provider's, under test here.
 
+use super::app::{RunningGate, start_gate};
+use super::browser::{Browser, Page};
 use super::keys;
 use axum::Router;
 use axum::extract::{Form, Query, State};
@@ -379,4 +381,34 @@ async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Respon
         "email_verified": true,
     }))
     .into_response()
+}
+
+/// A gate in front of the app, signing in at `issuer` as the quirk provider's client, allowing
+/// `alice` (administrator `admin`).
+pub async fn gate_for(issuer: &str) -> RunningGate {
+    start_gate(
+        issuer,
+        (CLIENT_ID, CLIENT_SECRET),
+        &["alice"],
+        &["admin"],
+        None,
+    )
+    .await
+}
+
+/// A quirk provider answering with `quirks`, and a gate signing in at it.
+pub async fn setup(quirks: Quirks) -> (QuirkProvider, RunningGate) {
+    let provider = QuirkProvider::start(quirks).await;
+    let gate = gate_for(provider.issuer()).await;
+    (provider, gate)
+}
+
+/// Signs in through the quirk provider (it approves at once) and returns the final page.
+pub async fn sign_in(gate: &RunningGate) -> (Browser, Page) {
+    let browser = Browser::new();
+    let page = browser
+        .follow(&format!("{}/apps/x", gate.public))
+        .await
+        .unwrap();
+    (browser, page)
 }
