@@ -21,8 +21,8 @@ use gridapi::{
     },
     node::NodeBus,
     proxy::{
-        Contract as ProxyContract, ContractDetails, ContractFilter, Farm, FarmFilter, Limit, Node,
-        NodeFilter, NodeWithNestedCapacity, Page, Proxy,
+        Contract as ProxyContract, ContractFilter, Farm, FarmFilter, Limit, Node, NodeFilter,
+        NodeWithNestedCapacity, Page, Proxy,
     },
     zos::{Deployment, WorkloadChange},
 };
@@ -50,7 +50,7 @@ pub struct FakeState {
     pub stolen_on_claim: HashMap<String, u32>,
     /// Every call made, in order (method names).
     pub calls: Vec<&'static str>,
-    /// The proxy's contract listing: answered filtered by `deployment_data` only.
+    /// The proxy's contract listing, answered through the asked filter.
     pub listed: Vec<ProxyContract>,
     /// The contract filters asked for, in order.
     pub contract_filters: Vec<ContractFilter>,
@@ -109,11 +109,7 @@ impl Proxy for FakeGrid {
         let items: Vec<ProxyContract> = s
             .listed
             .iter()
-            .filter(|c| {
-                filter.deployment_data.as_ref().is_none_or(|want| {
-                    matches!(&c.details, ContractDetails::Node(d) if d.deployment_data == *want)
-                })
-            })
+            .filter(|c| filter.matches(c))
             .cloned()
             .collect();
         Box::pin(async move {

@@ -233,34 +233,10 @@ async fn list_contracts(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> R
                 };
                 c.proxy((farm, &farm_name(farm)))
             })
-            .filter(|c| contract_matches(c, &f))
+            .filter(|c| f.matches(c))
             .collect()
     };
     page(items, limit)
-}
-
-/// Whether a listed contract passes the filter.
-pub fn contract_matches(c: &Contract, f: &ContractFilter) -> bool {
-    use gridapi::proxy::{ContractDetails, ContractType};
-    let (kind, node, name, hash, data) = match &c.details {
-        ContractDetails::Node(d) => (
-            ContractType::Node,
-            Some(d.node_id),
-            None,
-            Some(d.deployment_hash.as_str()),
-            Some(d.deployment_data.as_str()),
-        ),
-        ContractDetails::Name(d) => (ContractType::Name, None, Some(d.name.as_str()), None, None),
-        ContractDetails::Rent(d) => (ContractType::Rent, Some(d.node_id), None, None, None),
-    };
-    f.contract_id.is_none_or(|id| id == c.contract_id)
-        && f.twin_id.is_none_or(|t| t == c.twin_id)
-        && f.kind.is_none_or(|k| k == kind)
-        && (f.state.is_empty() || f.state.contains(&c.state))
-        && f.node_id.is_none_or(|n| Some(n) == node)
-        && f.name.as_deref().is_none_or(|n| Some(n) == name)
-        && f.deployment_hash.as_deref().is_none_or(|h| Some(h) == hash)
-        && f.deployment_data.as_deref().is_none_or(|d| Some(d) == data)
 }
 
 async fn list_farms(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Response {

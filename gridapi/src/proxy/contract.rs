@@ -190,6 +190,40 @@ pub struct ContractFilter {
     pub deployment_data: Option<String>,
 }
 
+impl ContractFilter {
+    /// Whether grid-proxy lists `c` under this filter: every given field must match exactly
+    /// (`state`: any of them; a field a contract's type does not have never matches).
+    pub fn matches(&self, c: &Contract) -> bool {
+        let (kind, node, name, hash, data) = match &c.details {
+            ContractDetails::Node(d) => (
+                ContractType::Node,
+                Some(d.node_id),
+                None,
+                Some(d.deployment_hash.as_str()),
+                Some(d.deployment_data.as_str()),
+            ),
+            ContractDetails::Name(d) => {
+                (ContractType::Name, None, Some(d.name.as_str()), None, None)
+            }
+            ContractDetails::Rent(d) => (ContractType::Rent, Some(d.node_id), None, None, None),
+        };
+        self.contract_id.is_none_or(|id| id == c.contract_id)
+            && self.twin_id.is_none_or(|t| t == c.twin_id)
+            && self.kind.is_none_or(|k| k == kind)
+            && (self.state.is_empty() || self.state.contains(&c.state))
+            && self.node_id.is_none_or(|n| Some(n) == node)
+            && self.name.as_deref().is_none_or(|n| Some(n) == name)
+            && self
+                .deployment_hash
+                .as_deref()
+                .is_none_or(|h| Some(h) == hash)
+            && self
+                .deployment_data
+                .as_deref()
+                .is_none_or(|d| Some(d) == data)
+    }
+}
+
 /// A twin as `GET /twins` lists it: who it is on chain, where its relay is, and its end-to-end
 /// key (RMB encrypts to it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
